@@ -1,0 +1,1 @@
+"""brainseq lib: ops (pure functions), nn (Linen modules), train, data, kernels."""

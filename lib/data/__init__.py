@@ -1,0 +1,15 @@
+"""Data sets as TFDS builders (array_record), read with tfds.data_source + grain.
+
+The contract other code relies on (implemented in lib/data/registry.py and lib/data/pipeline.py):
+
+- `lib.data.list_datasets()` -> names; `python -m lib.data list` shows each with its state.
+- `lib.data.prepare(name, data_dir=None, **builder_kwargs)`: build the array_record files.
+- `lib.data.info(name, data_dir=None)` -> dict of task metadata (e.g. `vocab_size`, `seq_len`,
+  `num_classes`), read from the prepared data set.
+- `lib.data.load(name, split, *, batch_size, seed=0, shuffle=True, num_epochs=None,
+  data_dir=None, drop_remainder=True)` -> a resumable iterator of batches, each a dict of
+  numpy arrays. Sequence tasks: `inputs` int32 [b, l], `targets` int32 [b, l], `mask`
+  float32 [b, l] (1 where the loss counts). Classification: `inputs` [b, ...], `label` int32 [b].
+  The iterator has `get_state()` / `set_state(state)` so a run resumes at the same batch.
+- data_dir defaults to $BRAINSEQ_DATA_DIR, else ~/.cache/brainseq/data.
+"""

@@ -1,0 +1,1 @@
+"""Optional accelerator kernels (Pallas), each with an lib.ops twin as its reference."""

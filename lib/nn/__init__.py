@@ -1,0 +1,1 @@
+"""Flax Linen modules that own parameters and call lib.ops."""

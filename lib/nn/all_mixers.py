@@ -1,0 +1,13 @@
+"""Import every module in lib.nn that registers a mixer (each import adds to MIXERS).
+
+Each mixer file appends its own import line here; a missing optional module is skipped.
+"""
+
+import importlib
+
+_MODULES = [
+    # "lib.nn.<file>" for every file that calls register_mixer
+]
+
+for _name in _MODULES:
+    importlib.import_module(_name)

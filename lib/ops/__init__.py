@@ -1,0 +1,1 @@
+"""Pure array functions: sequence mixers, spiking ops, quantization. No Flax, no state."""

@@ -1,0 +1,1 @@
+"""Train state, pure train/eval steps, the loop, checkpoints, metrics, sharding."""

@@ -1,0 +1,1 @@
+"""Research projects: one folder per paper, composed from lib."""
