@@ -12,4 +12,53 @@ The contract other code relies on (implemented in lib/data/registry.py and lib/d
   float32 [b, l] (1 where the loss counts). Classification: `inputs` [b, ...], `label` int32 [b].
   The iterator has `get_state()` / `set_state(state)` so a run resumes at the same batch.
 - data_dir defaults to $BRAINSEQ_DATA_DIR, else ~/.cache/brainseq/data.
+
+Extras: `decode(name, ids)` turns token ids back into text for text data sets;
+`DatasetNotPreparedError` is raised (with the exact prepare command) for unprepared data.
 """
+
+from lib.data.pipeline import data_source, load
+from lib.data.registry import (
+    DatasetNotPreparedError,
+    default_data_dir,
+    info,
+    is_prepared,
+    list_datasets,
+    prepare,
+    prepare_command,
+)
+
+
+def decode(name: str, ids, data_dir=None) -> str:
+    """Text of token ids for a prepared text data set (e.g. sampled from a language model)."""
+    from lib.data.text import CharVocab
+
+    meta = info(name, data_dir)
+    if meta.get("tokenizer") == "char":
+        return CharVocab.from_info(meta).decode(ids)
+    raise ValueError(f"data set {name!r} has no text decoder (tokenizer={meta.get('tokenizer')})")
+
+
+def encode(name: str, text: str, data_dir=None):
+    """Token ids (int32 [len]) of `text` for a prepared text data set (e.g. a sampling prompt)."""
+    from lib.data.text import CharVocab
+
+    meta = info(name, data_dir)
+    if meta.get("tokenizer") == "char":
+        return CharVocab.from_info(meta).encode(text)
+    raise ValueError(f"data set {name!r} has no text encoder (tokenizer={meta.get('tokenizer')})")
+
+
+__all__ = [
+    "DatasetNotPreparedError",
+    "data_source",
+    "decode",
+    "default_data_dir",
+    "encode",
+    "info",
+    "is_prepared",
+    "list_datasets",
+    "load",
+    "prepare",
+    "prepare_command",
+]
