@@ -205,8 +205,8 @@ def linear_recurrence(
       reverse: scan from the last position to the first.
       method: "auto", "scan" (reference), "associative", "chunked" or "pallas" (see module).
       segment_ids: optional [B, L] ints; the state does not pass between positions with
-        different ids (packed mixed-length batches). Positions that start a segment ignore
-        `h0` as well.
+        different ids (packed mixed-length batches). Every segment starts from zero, so with
+        `segment_ids` the first step ignores `h0` (with `reset`, only where reset is True).
       reset: optional [B, L] bools, True at the first position of each segment (alternative
         to `segment_ids`).
       return_final_state: also return the state after the last step (first, when reversed).
