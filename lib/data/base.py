@@ -140,3 +140,55 @@ class UniqueFilter:
             return False
         self._seen.add(key)
         return True
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_counts(train: int, validation: int, test: int, seed: int = 0) -> dict[str, int]:
+    """The DEFAULTS entries every generated builder has: examples per split and the seed."""
+    return {"num_train": train, "num_validation": validation, "num_test": test, "seed": seed}
+
+
+class GeneratedBuilder(Builder):
+    """A builder whose examples come from a seeded generator, one example at a time.
+
+    Subclasses implement `example(rng, split) -> dict` and may override `fingerprint` (the
+    arrays that identify an example; splits never share a fingerprint when `UNIQUE`).
+    `DEFAULTS` must include `split_counts(...)`.
+    """
+
+    UNIQUE: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def example(self, rng: np.random.Generator, split: str) -> dict[str, np.ndarray]:
+        """One example of `split`, drawn with `rng`."""
+
+    def fingerprint(self, example: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        return (example["inputs"],)
+
+    def _splits(self):
+        # One filter shared by the splits, which TFDS generates in this fixed order.
+        unique = UniqueFilter()
+        return {
+            split: self._generate(split, unique)
+            for split in SPLITS
+            if self.cfg.get(f"num_{split}", 0) > 0
+        }
+
+    def _generate(self, split, unique):
+        rng = split_rng(self.cfg["seed"], split)
+        wanted = self.cfg[f"num_{split}"]
+        count = rejected = 0
+        while count < wanted:
+            ex = self.example(rng, split)
+            if self.UNIQUE and not unique.add(*self.fingerprint(ex)):
+                rejected += 1
+                if rejected > 10 * wanted + 1000:
+                    raise ValueError(
+                        f"{type(self).__name__}: could not draw {wanted} distinct {split} "
+                        "examples; enlarge the task (length, vocabulary) or ask for fewer"
+                    )
+                continue
+            yield count, ex
+            count += 1

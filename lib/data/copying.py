@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lib.data.base import Builder, UniqueFilter, sequence_features, split_rng
+from lib.data.base import GeneratedBuilder, sequence_features, split_counts
 
 
 def copying_example(symbols: np.ndarray, lag: int, num_symbols: int, mask_all: bool = False):
@@ -37,7 +37,7 @@ def copying_example(symbols: np.ndarray, lag: int, num_symbols: int, mask_all: b
     return {"inputs": inputs, "targets": targets, "mask": mask}
 
 
-class Copying(Builder):
+class Copying(GeneratedBuilder):
     """Copying memory task: remember `copy_len` symbols across `lag` blank steps."""
 
     DEFAULTS = {
@@ -45,10 +45,7 @@ class Copying(Builder):
         "lag": 100,
         "num_symbols": 8,
         "mask_all": False,
-        "num_train": 10000,
-        "num_validation": 1000,
-        "num_test": 1000,
-        "seed": 0,
+        **split_counts(10000, 1000, 1000),
     }
     SOURCE = "generated (seeded numpy)"
 
@@ -79,22 +76,7 @@ class Copying(Builder):
             "task": "sequence",
         }
 
-    def _splits(self):
-        # One filter shared by the splits, generated in a fixed order, keeps them disjoint.
-        unique = UniqueFilter()
-        return {
-            split: self._examples(split, unique)
-            for split in ("train", "validation", "test")
-            if self.cfg[f"num_{split}"] > 0
-        }
-
-    def _examples(self, split, unique):
+    def example(self, rng, split):
         c = self.cfg
-        rng = split_rng(c["seed"], split)
-        count = 0
-        while count < c[f"num_{split}"]:
-            symbols = rng.integers(1, c["num_symbols"] + 1, size=c["copy_len"]).astype(np.int32)
-            if not unique.add(symbols):
-                continue
-            yield count, copying_example(symbols, c["lag"], c["num_symbols"], c["mask_all"])
-            count += 1
+        symbols = rng.integers(1, c["num_symbols"] + 1, size=c["copy_len"]).astype(np.int32)
+        return copying_example(symbols, c["lag"], c["num_symbols"], c["mask_all"])

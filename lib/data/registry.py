@@ -19,6 +19,10 @@ ENV_DATA_DIR = "BRAINSEQ_DATA_DIR"
 _BUILDERS: dict[str, str] = {
     "copying": "lib.data.copying:Copying",
     "shakespeare_char": "lib.data.shakespeare:ShakespeareChar",
+    "selective_copying": "lib.data.synthetic:SelectiveCopying",
+    "induction_heads": "lib.data.synthetic:InductionHeads",
+    "mqar": "lib.data.synthetic:Mqar",
+    "adding": "lib.data.synthetic:Adding",
 }
 
 
