@@ -7,6 +7,7 @@ import importlib
 
 _MODULES = [
     # "lib.nn.<file>" for every file that calls register_mixer
+    "lib.nn.attention",
 ]
 
 for _name in _MODULES:
