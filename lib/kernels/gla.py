@@ -148,7 +148,7 @@ def _bwd_kernel(
 ):  # fmt: skip
     def forward(ci, s):  # dq needs the state entering each chunk
         t0 = ci * chunk
-        q, k, v = _load(q_ref, t0, chunk), _load(k_ref, t0, chunk), _load(v_ref, t0, chunk)
+        k, v = _load(k_ref, t0, chunk), _load(v_ref, t0, chunk)
         do = _load(do_ref, t0, chunk)
         b = jnp.cumsum(_load(g_ref, t0, chunk), axis=0)
         dq = _dot_t(do, s) * jnp.exp(b) + _apply(_dot_t(do, v), k, b, sub)
