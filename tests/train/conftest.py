@@ -1,0 +1,6 @@
+"""Make tests/train/tiny.py importable as `tiny`."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
