@@ -23,6 +23,10 @@ _BUILDERS: dict[str, str] = {
     "induction_heads": "lib.data.synthetic:InductionHeads",
     "mqar": "lib.data.synthetic:Mqar",
     "adding": "lib.data.synthetic:Adding",
+    "algorithmic_copy": "lib.data.algorithmic:AlgorithmicCopy",
+    "algorithmic_reverse": "lib.data.algorithmic:AlgorithmicReverse",
+    "algorithmic_addition": "lib.data.algorithmic:AlgorithmicAddition",
+    "algorithmic_multiplication": "lib.data.algorithmic:AlgorithmicMultiplication",
 }
 
 
