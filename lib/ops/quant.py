@@ -62,6 +62,8 @@ def fp_max_value(exponent_bits: int, mantissa_bits: int, bias=None):
         mant, top = 1.0, top - 1
     else:
         mant = 2.0 - 2.0**-m
+    if isinstance(bias, int | float):  # static: a Python float, usable under jit
+        return mant * 2.0 ** (top - bias)
     return mant * 2.0 ** (top - jnp.asarray(bias, jnp.float32))
 
 
