@@ -7,6 +7,7 @@ import importlib
 
 _MODULES = [
     # "lib.nn.<file>" for every file that calls register_mixer
+    "lib.nn.ssm",
     "lib.nn.attention",
 ]
 

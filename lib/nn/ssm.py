@@ -1,0 +1,153 @@
+"""The Mamba block (Gu & Dao 2023): in-proj, causal conv, selective scan, SiLU gate, out-proj.
+
+Registered as mixer "mamba". Use it inside `PreNormBlock(..., mlp_hidden_dim=0)` for the
+original architecture (Mamba blocks carry no separate MLP).
+"""
+
+import math
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lib.nn.registry import register_mixer
+from lib.ops import conv as conv_ops
+from lib.ops import ssm as ssm_ops
+
+
+class MambaState(NamedTuple):
+    """Streaming state: `conv` [b, conv_width-1, d_inner] inputs, `ssm` [b, d_inner, n] float32."""
+
+    conv: jax.Array
+    ssm: jax.Array
+
+
+def dt_bias_init(dt_min: float = 1e-3, dt_max: float = 1e-1, dt_floor: float = 1e-4):
+    """Initialiser for the dt bias: softplus(bias) is log-uniform in [dt_min, dt_max]."""
+
+    def init(key, shape, dtype=jnp.float32):
+        u = jax.random.uniform(key, shape, dtype)
+        dt = jnp.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = jnp.maximum(dt, dt_floor)
+        return dt + jnp.log(-jnp.expm1(-dt))  # inverse of softplus
+
+    return init
+
+
+def s4d_real_log_init(key, shape, dtype=jnp.float32):
+    """A_log for A = -[1, 2, ..., n] per channel (S4D-Real); `shape` = (d, n)."""
+    del key
+    return jnp.log(jnp.broadcast_to(jnp.arange(1, shape[-1] + 1, dtype=dtype), shape))
+
+
+def _symmetric_uniform(limit: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -limit, limit)
+
+    return init
+
+
+@register_mixer("mamba")
+class Mamba(nn.Module):
+    """Mamba (S6) mixer block.
+
+    Attributes:
+      dim: model width.
+      state_dim: SSM state size n per channel.
+      expand: inner width `d_inner = expand * dim`.
+      conv_width: causal conv taps.
+      dt_rank: rank of the delta projection; None gives ceil(dim / 16).
+      dt_min, dt_max: range of the initial step sizes.
+      method: `selective_scan` method ("auto", "scan", "associative", "chunked", "pallas").
+      chunk_size: chunk length for method="chunked".
+      use_bias: biases on the in/out projections.
+    """
+
+    dim: int
+    state_dim: int = 16
+    expand: int = 2
+    conv_width: int = 4
+    dt_rank: int | None = None
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    method: str = "auto"
+    chunk_size: int = 64
+    use_bias: bool = False
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.dim
+
+    @property
+    def _dt_rank(self) -> int:
+        return self.dt_rank or math.ceil(self.dim / 16)
+
+    def setup(self):
+        d, n, r = self.d_inner, self.state_dim, self._dt_rank
+        self.in_proj = nn.Dense(2 * d, use_bias=self.use_bias, name="in_proj")
+        self.conv_weight = self.param(
+            "conv_weight", nn.initializers.lecun_normal(in_axis=0, out_axis=()), (self.conv_width, d)
+        )  # fmt: skip
+        self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (d,))
+        self.x_proj = nn.Dense(r + 2 * n, use_bias=False, name="x_proj")
+        self.dt_proj = nn.Dense(
+            d,
+            use_bias=False,
+            kernel_init=_symmetric_uniform(r**-0.5),
+            name="dt_proj",
+        )
+        self.dt_bias = self.param("dt_bias", dt_bias_init(self.dt_min, self.dt_max), (d,))
+        self.A_log = self.param("A_log", s4d_real_log_init, (d, n))
+        self.D = self.param("D", nn.initializers.ones, (d,))
+        self.out_proj = nn.Dense(self.dim, use_bias=self.use_bias, name="out_proj")
+
+    def _ssm_inputs(self, x):
+        """x [..., d_inner] after the conv -> (delta, B, C)."""
+        r, n = self._dt_rank, self.state_dim
+        x_dbl = self.x_proj(x)
+        dt_low, B, C = jnp.split(x_dbl, [r, r + n], axis=-1)
+        return self.dt_proj(dt_low), B, C
+
+    def _A(self):
+        return -jnp.exp(self.A_log.astype(jnp.float32))
+
+    def __call__(self, x_BxLxD, state: MambaState | None = None, return_state: bool = False):
+        """[b, l, dim] -> [b, l, dim] (and the new `MambaState` when `return_state`)."""
+        xz = self.in_proj(x_BxLxD)
+        x, z = jnp.split(xz, 2, axis=-1)
+        conv_state = None if state is None else state.conv
+        x, conv_last = conv_ops.causal_conv1d(
+            x, self.conv_weight, self.conv_bias, initial_state=conv_state,
+            activation="silu", return_final_state=True,
+        )  # fmt: skip
+        delta, B, C = self._ssm_inputs(x)
+        y, h_last = ssm_ops.selective_scan(
+            x, delta, self._A(), B, C, self.D, z=z, delta_bias=self.dt_bias,
+            delta_softplus=True, initial_state=None if state is None else state.ssm,
+            return_final_state=True, method=self.method, chunk_size=self.chunk_size,
+        )  # fmt: skip
+        out = self.out_proj(y)
+        if return_state:
+            return out, MambaState(conv=conv_last, ssm=h_last)
+        return out
+
+    def init_state(self, batch_size: int, dtype=jnp.float32) -> MambaState:
+        """Zero state: conv inputs in `dtype`, SSM state in float32."""
+        return MambaState(
+            conv=jnp.zeros((batch_size, self.conv_width - 1, self.d_inner), dtype),
+            ssm=jnp.zeros((batch_size, self.d_inner, self.state_dim), jnp.float32),
+        )
+
+    def step(self, state: MambaState, x_BxD):
+        """One token: `(MambaState, [b, dim]) -> (MambaState, [b, dim])`."""
+        x, z = jnp.split(self.in_proj(x_BxD), 2, axis=-1)
+        conv_state, x = conv_ops.causal_conv1d_step(
+            conv_ops.ConvState(state.conv), x, self.conv_weight, self.conv_bias, activation="silu"
+        )
+        delta, B, C = self._ssm_inputs(x)
+        ssm_state, y = ssm_ops.selective_scan_step(
+            ssm_ops.SelectiveScanState(state.ssm), x, delta, self._A(), B, C, self.D, z_t=z,
+            delta_bias=self.dt_bias, delta_softplus=True,
+        )  # fmt: skip
+        return MambaState(conv=conv_state.x, ssm=ssm_state.h), self.out_proj(y)
