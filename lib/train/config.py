@@ -42,6 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.learning_rate = 1e-3
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = 100
+    c.optimizer.decay_steps = 0  # 0: decay over train.num_steps
     c.optimizer.weight_decay = 0.01
     c.optimizer.grad_clip_norm = 1.0
     c.optimizer.b1 = 0.9

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from lib.train import losses  # noqa: E402
 from lib.train.config import base_config  # noqa: E402
+from lib.train.sharding import make_mesh  # noqa: E402
 
 VOCAB, LENGTH = 11, 12
 
@@ -77,12 +78,23 @@ def make_config(num_steps=20, **train):
     config.train.plot = False
     config.optimizer.learning_rate = 3e-2
     config.optimizer.warmup_steps = 3
+    config.optimizer.decay_steps = 40  # fixed, so runs of different lengths share it
     for k, v in train.items():
         config.train[k] = v
     return config
 
 
-def run(workdir, num_steps=20, sleep=0.0, mesh=None, dim=16, loss=None, data=None, **train):
+def run(
+    workdir,
+    num_steps=20,
+    sleep=0.0,
+    mesh=None,
+    dim=16,
+    loss=None,
+    data=None,
+    evaluate=True,
+    **train,
+):
     """Train TinyLM for `num_steps` in `workdir`; `sleep` seconds after each batch is drawn."""
     from lib.train.loop import train_and_evaluate
 
@@ -108,12 +120,13 @@ def run(workdir, num_steps=20, sleep=0.0, mesh=None, dim=16, loss=None, data=Non
         model=TinyLM(dim),
         loss_fn=loss or loss_fn,
         train_data=data,
-        eval_data=lambda: Batches(seed=1, limit=2),
-        mesh=mesh,
+        eval_data=(lambda: Batches(seed=1, limit=2)) if evaluate else None,
+        mesh=mesh or make_mesh(devices=jax.devices()[:1]),
     )
 
 
 if __name__ == "__main__":
     jax.config.update("jax_platforms", "cpu")
     args = sys.argv[1:]
-    run(args[0], int(args[1]) if len(args) > 1 else 20, float(args[2]) if len(args) > 2 else 0.0)
+    steps, sleep = (int(args[1]) if len(args) > 1 else 20), (float(args[2]) if len(args) > 2 else 0)
+    run(args[0], steps, sleep, evaluate=False)
