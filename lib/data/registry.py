@@ -1,7 +1,9 @@
 """Registry of the data sets in lib/data: names, preparation, metadata and on-disk state.
 
-Each name maps to a builder class, imported lazily so that listing data sets stays cheap.
-A builder is prepared once into `data_dir/<name>/<version>/` as array_record files.
+Each name maps either to a builder class ("module:Class", imported lazily so that listing data
+sets stays cheap), prepared once into `data_dir/<name>/<version>/` as array_record files, or to
+a *view*: a stored data set read through a transform (e.g. `smnist` reads `mnist` as a pixel
+sequence), which shares the stored files of its base.
 """
 
 from __future__ import annotations
@@ -27,7 +29,25 @@ _BUILDERS: dict[str, str] = {
     "algorithmic_reverse": "lib.data.algorithmic:AlgorithmicReverse",
     "algorithmic_addition": "lib.data.algorithmic:AlgorithmicAddition",
     "algorithmic_multiplication": "lib.data.algorithmic:AlgorithmicMultiplication",
+    "digits": "lib.data.images:Digits",
+    "mnist": "lib.data.images:Mnist",
+    "fashion_mnist": "lib.data.images:FashionMnist",
 }
+
+# view name -> (base data set, "module:Class" with `postprocess(example, metadata)` and
+# `update_metadata(metadata) -> metadata`).
+_VIEWS: dict[str, tuple[str, str]] = {}
+for _base in ("digits", "mnist", "fashion_mnist"):
+    for _kind, _cls in (
+        ("seq", "Sequential"),
+        ("perm", "Permuted"),
+        ("rate", "RateCoded"),
+        ("latency", "LatencyCoded"),
+        ("saccade", "Saccades"),
+    ):
+        _VIEWS[f"{_base}_{_kind}"] = (_base, f"lib.data.image_views:{_cls}")
+_VIEWS["smnist"] = ("mnist", "lib.data.image_views:Sequential")
+_VIEWS["psmnist"] = ("mnist", "lib.data.image_views:Permuted")
 
 
 class DatasetNotPreparedError(FileNotFoundError):
@@ -41,9 +61,16 @@ def register(name: str, target: str) -> None:
     _BUILDERS[name] = target
 
 
+def register_view(name: str, base: str, target: str) -> None:
+    """Adds a view `name` that reads the stored data set `base` through `"module:Class"`."""
+    if base not in _BUILDERS:
+        raise KeyError(f"unknown base data set {base!r}")
+    _VIEWS[name] = (base, target)
+
+
 def list_datasets() -> list[str]:
-    """Names of all registered data sets, sorted."""
-    return sorted(_BUILDERS)
+    """Names of all registered data sets (builders and views), sorted."""
+    return sorted([*_BUILDERS, *_VIEWS])
 
 
 def default_data_dir() -> Path:
@@ -56,17 +83,38 @@ def resolve_data_dir(data_dir=None) -> Path:
     return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
 
 
-def builder_class(name: str):
-    """The builder class registered under `name` (imports its module)."""
-    if name not in _BUILDERS:
-        raise KeyError(f"unknown data set {name!r}; known data sets: {', '.join(list_datasets())}")
-    module, cls = _BUILDERS[name].split(":")
+def _import(target: str):
+    module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
 
 
+def storage_name(name: str) -> str:
+    """The data set whose files `name` reads: its base for a view, else `name` itself."""
+    if name in _VIEWS:
+        return _VIEWS[name][0]
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown data set {name!r}; known data sets: {', '.join(list_datasets())}")
+    return name
+
+
+def builder_class(name: str):
+    """The builder class that stores `name` (a view's base builder; imports its module)."""
+    return _import(_BUILDERS[storage_name(name)])
+
+
+def view_class(name: str):
+    """The view class of `name`, or None when `name` is a plain builder."""
+    return _import(_VIEWS[name][1]) if name in _VIEWS else None
+
+
 def _version_dir(name: str, data_dir) -> Path:
-    cls = builder_class(name)
-    return resolve_data_dir(data_dir) / name / str(cls.VERSION)
+    base = storage_name(name)
+    return resolve_data_dir(data_dir) / base / str(builder_class(base).VERSION)
+
+
+def version_dir(name: str, data_dir=None) -> Path:
+    """The folder of the prepared files that `name` reads."""
+    return _version_dir(name, data_dir)
 
 
 def prepare_command(name: str, data_dir=None) -> str:
@@ -78,13 +126,13 @@ def prepare_command(name: str, data_dir=None) -> str:
 
 
 def is_prepared(name: str, data_dir=None) -> bool:
-    """True when the array_record files and dataset_info.json of `name` exist."""
+    """True when the array_record files and dataset_info.json that `name` reads exist."""
     path = _version_dir(name, data_dir)
     return (path / "dataset_info.json").exists() and any(path.glob("*.array_record*"))
 
 
 def size_bytes(name: str, data_dir=None) -> int:
-    """Bytes on disk of the prepared data set (0 when not prepared)."""
+    """Bytes on disk of the prepared files (0 when not prepared)."""
     path = _version_dir(name, data_dir)
     if not path.exists():
         return 0
@@ -98,7 +146,7 @@ def _stored_metadata(name: str, data_dir) -> dict[str, Any]:
 
 def check_prepared(name: str, data_dir=None) -> None:
     """Raises DatasetNotPreparedError, naming the exact command, when `name` is not prepared."""
-    builder_class(name)  # Unknown names raise KeyError first.
+    storage_name(name)  # Unknown names raise KeyError first.
     if not is_prepared(name, data_dir):
         raise DatasetNotPreparedError(
             f"data set {name!r} is not prepared in {resolve_data_dir(data_dir)}. "
@@ -107,7 +155,7 @@ def check_prepared(name: str, data_dir=None) -> None:
 
 
 def prepare(name: str, data_dir=None, *, overwrite: bool = False, **builder_kwargs) -> Path:
-    """Builds the array_record files of `name`.
+    """Builds the array_record files of `name` (of its base, for a view).
 
     Args:
       name: a registered data set name (see `list_datasets()`).
@@ -118,12 +166,13 @@ def prepare(name: str, data_dir=None, *, overwrite: bool = False, **builder_kwar
     Returns:
       The folder holding the prepared version.
     """
-    cls = builder_class(name)
+    base = storage_name(name)
+    cls = builder_class(base)
     root = resolve_data_dir(data_dir)
     builder = cls(data_dir=str(root), **builder_kwargs)
-    path = _version_dir(name, root)
-    if is_prepared(name, root) and not overwrite:
-        stored = _stored_metadata(name, root).get("config")
+    path = _version_dir(base, root)
+    if is_prepared(base, root) and not overwrite:
+        stored = _stored_metadata(base, root).get("config")
         ignore = set(getattr(cls, "LOCATION_KEYS", ()))
         changed = {
             k: (stored.get(k), v)
@@ -132,7 +181,7 @@ def prepare(name: str, data_dir=None, *, overwrite: bool = False, **builder_kwar
         }
         if changed:
             raise ValueError(
-                f"data set {name!r} in {root} was prepared with other options "
+                f"data set {base!r} in {root} was prepared with other options "
                 f"(stored, requested): {changed}. Pass overwrite=True (--overwrite) to rebuild, "
                 "or use another data_dir."
             )
@@ -148,7 +197,8 @@ def info(name: str, data_dir=None) -> dict[str, Any]:
 
     Returns:
       A dict with the builder's metadata (e.g. `vocab_size`, `seq_len`, `num_classes`,
-      `config`, `source`) plus `splits` (split name -> number of examples), `name`, `version`.
+      `config`, `source`) plus `splits` (split name -> number of examples), `name`, `version`;
+      a view updates it (e.g. `seq_len`) and adds `view_of`.
     """
     check_prepared(name, data_dir)
     path = _version_dir(name, data_dir)
@@ -157,8 +207,17 @@ def info(name: str, data_dir=None) -> dict[str, Any]:
         s["name"]: int(sum(int(n) for n in s.get("shardLengths", ["0"])))
         for s in stored.get("splits", [])
     }
-    meta = _stored_metadata(name, data_dir)
-    return {**meta, "name": name, "version": str(builder_class(name).VERSION), "splits": splits}
+    base = storage_name(name)
+    meta = {
+        **_stored_metadata(name, data_dir),
+        "name": name,
+        "version": str(builder_class(base).VERSION),
+        "splits": splits,
+    }
+    view = view_class(name)
+    if view is not None:
+        meta = {**view.update_metadata(meta), "view_of": base}
+    return meta
 
 
 def format_size(num_bytes: int) -> str:
