@@ -32,6 +32,11 @@ _BUILDERS: dict[str, str] = {
     "digits": "lib.data.images:Digits",
     "mnist": "lib.data.images:Mnist",
     "fashion_mnist": "lib.data.images:FashionMnist",
+    "ar_process": "lib.data.dynamics:ArProcess",
+    "lorenz96": "lib.data.dynamics:Lorenz96",
+    "kuramoto_sivashinsky": "lib.data.dynamics:KuramotoSivashinsky",
+    "burgers": "lib.data.dynamics:Burgers",
+    "heat": "lib.data.dynamics:Heat",
 }
 
 # view name -> (base data set, "module:Class" with `postprocess(example, metadata)` and
