@@ -1,6 +1,6 @@
-"""The Mamba block (Gu & Dao 2023): in-proj, causal conv, selective scan, SiLU gate, out-proj.
+"""Mamba blocks (Gu & Dao 2023; Dao & Gu 2024): in-proj, causal conv, selective scan/SSD, gate.
 
-Registered as mixer "mamba". Use it inside `PreNormBlock(..., mlp_hidden_dim=0)` for the
+Registered as mixers "mamba" and "mamba2". Use it inside `PreNormBlock(..., mlp_hidden_dim=0)` for the
 original architecture (Mamba blocks carry no separate MLP).
 """
 
@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from lib.nn.registry import register_mixer
 from lib.ops import conv as conv_ops
+from lib.ops import ssd as ssd_ops
 from lib.ops import ssm as ssm_ops
 
 
@@ -151,3 +152,131 @@ class Mamba(nn.Module):
             delta_bias=self.dt_bias, delta_softplus=True,
         )  # fmt: skip
         return MambaState(conv=conv_state.x, ssm=ssm_state.h), self.out_proj(y)
+
+
+class Mamba2State(NamedTuple):
+    """Streaming state: `conv` [b, conv_width-1, d_inner + 2 groups n], `ssm` [b, h, p, n]."""
+
+    conv: jax.Array
+    ssm: jax.Array
+
+
+@register_mixer("mamba2")
+class Mamba2(nn.Module):
+    """Mamba-2 mixer block (Dao & Gu 2024): one in-projection to (z, x, B, C, dt), a causal
+    conv over (x, B, C), SSD with a scalar decay per head, a gated RMSNorm, out-projection.
+
+    Attributes:
+      dim: model width.
+      state_dim: n, the state size per head channel.
+      expand: `d_inner = expand * dim`.
+      head_dim: p; `heads = d_inner // head_dim`.
+      groups: B/C groups shared by heads (heads % groups == 0).
+      conv_width: causal conv taps.
+      chunk_size: SSD chunk length.
+      method: `ssd` method ("auto", "scan", "chunked").
+      dt_min, dt_max: initial step-size range; A is initialised uniform in [1, 16] (negated).
+      norm_eps: epsilon of the gated RMSNorm.
+    """
+
+    dim: int
+    state_dim: int = 16
+    expand: int = 2
+    head_dim: int = 16
+    groups: int = 1
+    conv_width: int = 4
+    chunk_size: int = 64
+    method: str = "auto"
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    norm_eps: float = 1e-5
+    use_bias: bool = False
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.dim
+
+    @property
+    def heads(self) -> int:
+        if self.d_inner % self.head_dim:
+            raise ValueError(f"head_dim={self.head_dim} must divide d_inner={self.d_inner}")
+        return self.d_inner // self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        return self.d_inner + 2 * self.groups * self.state_dim
+
+    def setup(self):
+        h = self.heads
+        self.in_proj = nn.Dense(self.d_inner + self.conv_dim + h, use_bias=self.use_bias)
+        self.conv_weight = self.param(
+            "conv_weight",
+            nn.initializers.lecun_normal(in_axis=0, out_axis=()),
+            (self.conv_width, self.conv_dim),
+        )
+        self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (self.conv_dim,))
+        self.dt_bias = self.param("dt_bias", dt_bias_init(self.dt_min, self.dt_max), (h,))
+        a_init = lambda key, shape: jnp.log(jax.random.uniform(key, shape, minval=1, maxval=16))
+        self.A_log = self.param("A_log", a_init, (h,))
+        self.D = self.param("D", nn.initializers.ones, (h,))
+        self.norm_scale = self.param("norm_scale", nn.initializers.ones, (self.d_inner,))
+        self.out_proj = nn.Dense(self.dim, use_bias=self.use_bias)
+
+    def _split_in(self, zxbcdt):
+        d, c = self.d_inner, self.conv_dim
+        return zxbcdt[..., :d], zxbcdt[..., d : d + c], zxbcdt[..., d + c :]
+
+    def _split_conv(self, xbc):
+        d, gn = self.d_inner, self.groups * self.state_dim
+        lead = xbc.shape[:-1]
+        x = xbc[..., :d].reshape(*lead, self.heads, self.head_dim)
+        B = xbc[..., d : d + gn].reshape(*lead, self.groups, self.state_dim)
+        C = xbc[..., d + gn :].reshape(*lead, self.groups, self.state_dim)
+        return x, B, C
+
+    def _out(self, y, z):
+        """Gated RMSNorm then out-projection; y [..., heads, p], z [..., d_inner]."""
+        y = y.reshape(*y.shape[:-2], self.d_inner).astype(jnp.float32)
+        y = y * jax.nn.silu(z.astype(jnp.float32))
+        y = y * jax.lax.rsqrt(jnp.mean(y * y, -1, keepdims=True) + self.norm_eps)
+        return self.out_proj((y * self.norm_scale).astype(z.dtype))
+
+    def _A(self):
+        return -jnp.exp(self.A_log.astype(jnp.float32))
+
+    def __call__(self, x_BxLxD, state: Mamba2State | None = None, return_state: bool = False):
+        """[b, l, dim] -> [b, l, dim] (and the new `Mamba2State` when `return_state`)."""
+        z, xbc, dt = self._split_in(self.in_proj(x_BxLxD))
+        xbc, conv_last = conv_ops.causal_conv1d(
+            xbc, self.conv_weight, self.conv_bias, activation="silu", return_final_state=True,
+            initial_state=None if state is None else state.conv,
+        )  # fmt: skip
+        x, B, C = self._split_conv(xbc)
+        y, h_last = ssd_ops.ssd(
+            x, dt, self._A(), B, C, self.D, dt_bias=self.dt_bias, dt_softplus=True,
+            initial_state=None if state is None else state.ssm, return_final_state=True,
+            chunk_size=self.chunk_size, method=self.method,
+        )  # fmt: skip
+        out = self._out(y, z)
+        return (out, Mamba2State(conv=conv_last, ssm=h_last)) if return_state else out
+
+    def init_state(self, batch_size: int, dtype=jnp.float32) -> Mamba2State:
+        """Zero state: conv inputs in `dtype`, SSD state in float32."""
+        return Mamba2State(
+            conv=jnp.zeros((batch_size, self.conv_width - 1, self.conv_dim), dtype),
+            ssm=jnp.zeros((batch_size, self.heads, self.head_dim, self.state_dim), jnp.float32),
+        )
+
+    def step(self, state: Mamba2State, x_BxD):
+        """One token: `(Mamba2State, [b, dim]) -> (Mamba2State, [b, dim])`."""
+        z, xbc, dt = self._split_in(self.in_proj(x_BxD))
+        conv_state, xbc = conv_ops.causal_conv1d_step(
+            conv_ops.ConvState(state.conv), xbc, self.conv_weight, self.conv_bias,
+            activation="silu",
+        )  # fmt: skip
+        x, B, C = self._split_conv(xbc)
+        ssm_state, y = ssd_ops.ssd_step(
+            ssd_ops.SSDState(state.ssm), x, dt, self._A(), B, C, self.D, dt_bias=self.dt_bias,
+            dt_softplus=True,
+        )  # fmt: skip
+        return Mamba2State(conv=conv_state.x, ssm=ssm_state.h), self._out(y, z)

@@ -11,7 +11,11 @@ DIM = 8
 # name -> small constructor kwargs (every SSM mixer this package registers)
 CASES = {
     "mamba": dict(state_dim=4, expand=2),
+    "mamba2": dict(state_dim=4, expand=2, head_dim=4, chunk_size=4),
 }
+
+
+METHODS = {"mamba": ("scan", "chunked"), "mamba2": ("scan", "chunked")}
 
 
 def _model(name, **kw):
@@ -50,7 +54,7 @@ def test_state_chaining_and_methods_agree(name):
     y1, s1 = model.apply(params, x[:, :4], return_state=True)
     y2, _ = model.apply(params, x[:, 4:], state=s1, return_state=True)
     np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), y, rtol=1e-4, atol=1e-5)
-    for method in ("scan", "chunked"):
+    for method in METHODS[name]:
         y_m = _model(name, method=method).apply(params, x)
         np.testing.assert_allclose(y_m, y, rtol=1e-4, atol=1e-5)
 
