@@ -40,7 +40,7 @@ def test_lorenz96_matches_finer_integration(build):
         "lorenz96", dim=10, num_steps=20, burn_in=60, num_train=4, num_validation=1, num_test=1
     )
     series = splits["train"][0]["series"].astype(float)
-    assert series.shape == (41, 10)
+    assert series.shape == (21, 10)
     # Ten times finer RK4 from the stored state at t lands on the stored state at t + 1.
     x = series[5]
     for _ in range(50):
