@@ -37,6 +37,8 @@ _BUILDERS: dict[str, str] = {
     "kuramoto_sivashinsky": "lib.data.dynamics:KuramotoSivashinsky",
     "burgers": "lib.data.dynamics:Burgers",
     "heat": "lib.data.dynamics:Heat",
+    "sudoku": "lib.data.puzzles:Sudoku",
+    "maze": "lib.data.puzzles:Maze",
 }
 
 # view name -> (base data set, "module:Class" with `postprocess(example, metadata)` and
