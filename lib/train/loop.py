@@ -168,8 +168,8 @@ def train_and_evaluate(
       model, loss_fn, train_data, eval_data, test_data: see the module docstring.
       init_batch: batch for `model.init` (default: the first training batch, which is then
         also trained on).
-      on_end: optional `on_end(state) -> dict` run after training (e.g. writing samples);
-        its dict is merged into the returned metrics.
+      on_end: optional `on_end(state, workdir) -> dict` run after training (e.g. writing
+        samples); its dict is merged into the returned metrics.
       mesh: optional ready mesh.
 
     Returns:
@@ -267,7 +267,7 @@ def train_and_evaluate(
     checkpointer.close()
     writer.close()
     if on_end is not None:
-        result.update(on_end(state) or {})
+        result.update(on_end(state, workdir) or {})
     if tc.plot:
         metrics_lib.plot_curves(workdir)
     if jax.process_index() == 0:

@@ -1,0 +1,1 @@
+"""Baselines: GRU, LSTM and causal Transformer character/token language models."""
