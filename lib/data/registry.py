@@ -39,6 +39,9 @@ _BUILDERS: dict[str, str] = {
     "heat": "lib.data.dynamics:Heat",
     "sudoku": "lib.data.puzzles:Sudoku",
     "maze": "lib.data.puzzles:Maze",
+    "scan_simple": "lib.data.scan:ScanSimple",
+    "scan_length": "lib.data.scan:ScanLength",
+    "scan_add_jump": "lib.data.scan:ScanAddJump",
 }
 
 # view name -> (base data set, "module:Class" with `postprocess(example, metadata)` and
