@@ -9,6 +9,7 @@ _MODULES = [
     # "lib.nn.<file>" for every file that calls register_mixer
     "lib.nn.ssm",
     "lib.nn.attention",
+    "lib.nn.spiking_mixer",
 ]
 
 for _name in _MODULES:
