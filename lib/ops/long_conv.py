@@ -133,7 +133,7 @@ def fft_conv(
     if k.shape[1] != u.shape[2]:
         raise ValueError(f"`k` must have shape (K, {u.shape[2]}), got {k.shape}")
     kk = k.shape[0]
-    method = resolve_method(method, kk)
+    check_method(method, METHODS)
     dtype = jnp.promote_types(u.dtype, jnp.float32)
     x = u.astype(dtype)
     hist = None
@@ -141,7 +141,9 @@ def fft_conv(
         check_shape("initial_state.buf", initial_state.buf, (u.shape[0], kk, u.shape[2]))
         hist = ring_history(initial_state).astype(dtype)
         x = jnp.concatenate([hist, x], axis=1)
-    y = {"ref": _ref, "direct": _direct, "fft": _fft}[method](x, k.astype(dtype))
+    k_eff = k if hist is not None else k[: u.shape[1]]  # later taps never reach an output
+    method = resolve_method(method, k_eff.shape[0])
+    y = {"ref": _ref, "direct": _direct, "fft": _fft}[method](x, k_eff.astype(dtype))
     if hist is not None:
         y = y[:, kk:]
     y = y.astype(u.dtype)

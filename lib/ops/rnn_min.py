@@ -86,7 +86,10 @@ def _log_space(log_a, log_i, h_tilde, h0, chunk_size):
     causal = jnp.tril(jnp.ones((c, c), bool))[None, None, :, :, None]
     seg = a_star[:, :, :, None] - a_star[:, :, None, :] + log_b[:, :, None, :]
     local = jax.nn.logsumexp(jnp.where(causal, seg, _NEG), axis=3)
-    log_h0 = jnp.full((b, d), _NEG, log_a.dtype) if h0 is None else jnp.log(h0)
+    if h0 is None:
+        log_h0 = jnp.full((b, d), _NEG, log_a.dtype)
+    else:  # a zero state (e.g. from init_state) stays finite, and so does its gradient
+        log_h0 = jnp.log(jnp.maximum(h0, jnp.finfo(h0.dtype).tiny))
 
     def across(carry, inp):
         local_end, decay_end = inp
