@@ -8,8 +8,10 @@ import importlib
 _MODULES = [
     # "lib.nn.<file>" for every file that calls register_mixer
     "lib.nn.ssm",
+    "lib.nn.ssm_lti",
     "lib.nn.attention",
     "lib.nn.spiking_mixer",
+    "lib.nn.rnn",
 ]
 
 for _name in _MODULES:
