@@ -29,24 +29,29 @@ from lib.data.registry import (
 )
 
 
-def decode(name: str, ids, data_dir=None) -> str:
-    """Text of token ids for a prepared text data set (e.g. sampled from a language model)."""
+def tokenizer(name: str, data_dir=None):
+    """The tokenizer of a prepared text data set: a `CharVocab` or a `BytePairTokenizer`
+    (both have `encode(text) -> int32 [n]`, `decode(ids) -> str`)."""
+    from lib.data.bpe import BytePairTokenizer
     from lib.data.text import CharVocab
 
     meta = info(name, data_dir)
-    if meta.get("tokenizer") == "char":
-        return CharVocab.from_info(meta).decode(ids)
-    raise ValueError(f"data set {name!r} has no text decoder (tokenizer={meta.get('tokenizer')})")
+    kind = meta.get("tokenizer")
+    if kind == "char":
+        return CharVocab.from_info(meta)
+    if kind == "bpe":
+        return BytePairTokenizer.from_info(meta)
+    raise ValueError(f"data set {name!r} is not a text data set (tokenizer={kind})")
+
+
+def decode(name: str, ids, data_dir=None) -> str:
+    """Text of token ids for a prepared text data set (e.g. sampled from a language model)."""
+    return tokenizer(name, data_dir).decode(ids)
 
 
 def encode(name: str, text: str, data_dir=None):
     """Token ids (int32 [len]) of `text` for a prepared text data set (e.g. a sampling prompt)."""
-    from lib.data.text import CharVocab
-
-    meta = info(name, data_dir)
-    if meta.get("tokenizer") == "char":
-        return CharVocab.from_info(meta).encode(text)
-    raise ValueError(f"data set {name!r} has no text encoder (tokenizer={meta.get('tokenizer')})")
+    return tokenizer(name, data_dir).encode(text)
 
 
 __all__ = [
@@ -61,4 +66,5 @@ __all__ = [
     "load",
     "prepare",
     "prepare_command",
+    "tokenizer",
 ]

