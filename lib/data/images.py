@@ -203,24 +203,36 @@ class Digits(_ImageBuilder):
     MAX_VALUE = 16
 
     def _arrays(self):
-        from sklearn.datasets import load_digits
+        return sklearn_digits_splits(
+            self.cfg["num_validation"], self.cfg["num_test"], self.cfg["seed"]
+        )
 
-        digits = load_digits()
-        images, labels = digits.images.astype(np.uint8), digits.target.astype(np.int32)
-        # A seeded split, stratified by class so each split has every digit in proportion.
-        rng = np.random.default_rng(self.cfg["seed"])
-        parts = {"train": [], "validation": [], "test": []}
-        n, n_val, n_test = len(labels), self.cfg["num_validation"], self.cfg["num_test"]
-        for c in range(10):
-            idx = rng.permutation(np.flatnonzero(labels == c))
-            k_test = int(round(len(idx) * n_test / n))
-            k_val = int(round(len(idx) * n_val / n))
-            parts["test"].append(idx[:k_test])
-            parts["validation"].append(idx[k_test : k_test + k_val])
-            parts["train"].append(idx[k_test + k_val :])
-        out = {}
-        for split, chunks in parts.items():
-            idx = rng.permutation(np.concatenate(chunks))
-            if len(idx):
-                out[split] = (images[idx], labels[idx])
-        return out
+
+def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int):
+    """Split -> shuffled indices, each class divided in the given proportions (seeded)."""
+    rng = np.random.default_rng(seed)
+    parts = {split: [] for split in fractions}
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        start = 0
+        for split, frac in fractions.items():
+            k = len(idx) - start if split == "train" else int(round(len(idx) * frac))
+            parts[split].append(idx[start : start + k])
+            start += k
+    return {split: rng.permutation(np.concatenate(chunks)) for split, chunks in parts.items()}
+
+
+def sklearn_digits_splits(num_validation: int = 180, num_test: int = 360, seed: int = 0):
+    """Split -> (images uint8 [n, 8, 8] with values 0..16, labels int32 [n]) of sklearn's
+    digits, stratified by class."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images, labels = digits.images.astype(np.uint8), digits.target.astype(np.int32)
+    n = len(labels)
+    # "train" last: it takes what the other splits leave.
+    fractions = {"test": num_test / n, "validation": num_validation / n, "train": 1.0}
+    idx = stratified_split(labels, fractions, seed)
+    return {
+        s: (images[idx[s]], labels[idx[s]]) for s in ("train", "validation", "test") if len(idx[s])
+    }

@@ -47,6 +47,7 @@ _BUILDERS: dict[str, str] = {
     "scan_simple": "lib.data.scan:ScanSimple",
     "scan_length": "lib.data.scan:ScanLength",
     "scan_add_jump": "lib.data.scan:ScanAddJump",
+    "moving_digits": "lib.data.video:MovingDigits",
 }
 
 # view name -> (base data set, "module:Class" with `postprocess(example, metadata)` and
