@@ -12,10 +12,23 @@ DIM = 8
 CASES = {
     "mamba": dict(state_dim=4, expand=2),
     "mamba2": dict(state_dim=4, expand=2, head_dim=4, chunk_size=4),
+    "s4d": dict(state_dim=4),
+    "s5": dict(state_dim=4),
+    "lru": dict(state_dim=4, r_min=0.5, r_max=0.99),
+    "rglru": {},
+    "griffin": dict(width=12),
 }
 
 
-METHODS = {"mamba": ("scan", "chunked"), "mamba2": ("scan", "chunked")}
+METHODS = {
+    "mamba": ("scan", "chunked"),
+    "mamba2": ("scan", "chunked"),
+    "s4d": ("scan", "chunked", "fft"),
+    "s5": ("scan", "associative"),
+    "lru": ("scan", "associative"),
+    "rglru": ("scan", "chunked"),
+    "griffin": ("scan", "associative"),
+}
 
 
 def _model(name, **kw):

@@ -1,0 +1,322 @@
+"""Diagonal SSM mixers: S4D (Gu et al. 2022), S5 (Smith et al. 2023), LRU (Orvieto et al. 2023),
+RG-LRU and the Griffin recurrent block (De et al. 2024).
+
+Registered as "s4d", "s5", "lru", "rglru" and "griffin". Complex parameters are stored as
+real and imaginary parts (optimisers see real arrays); decay rates are stored as logs so the
+continuous-time eigenvalues keep Re(Lambda) < 0 (stable) whatever the update.
+"""
+
+import math
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lib.nn.registry import register_mixer
+from lib.ops import conv as conv_ops
+from lib.ops import ssm_lti as ops
+
+
+def _log_uniform(lo: float, hi: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, math.log(lo), math.log(hi))
+
+    return init
+
+
+def _const(value):
+    return lambda key, shape, dtype=jnp.float32: jnp.broadcast_to(jnp.asarray(value, dtype), shape)
+
+
+def _normal(std):
+    return lambda key, shape, dtype=jnp.float32: std * jax.random.normal(key, shape, dtype)
+
+
+class _Recurrent(nn.Module):
+    """Shared protocol plumbing: `step` runs `__call__` on one token unless overridden."""
+
+    def step(self, state, x_BxD):
+        """One token: `(state, [b, dim]) -> (state, [b, dim])`."""
+        y, state = self(x_BxD[:, None], state=state, return_state=True)
+        return state, y[:, 0]
+
+
+@register_mixer("s4d")
+class S4D(_Recurrent):
+    """S4D layer: per-channel diagonal SSM (n complex modes), GELU, then a Dense mix.
+
+    Attributes:
+      dim: width (channels d).
+      state_dim: complex modes n per channel.
+      lambda_init: "lin" (S4D-Lin) or "inv" (S4D-Inv) for Lambda.
+      discretization: "zoh" or "bilinear".
+      dt_min, dt_max: log-uniform range of the initial step sizes.
+      method: `ssm_s4d` method ("auto", "scan", "associative", "chunked", "fft").
+    """
+
+    dim: int
+    state_dim: int = 32
+    lambda_init: str = "lin"
+    discretization: str = "zoh"
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    method: str = "auto"
+
+    def setup(self):
+        d, n = self.dim, self.state_dim
+        if self.lambda_init not in ("lin", "inv"):
+            raise ValueError(f"`lambda_init` must be 'lin' or 'inv', got {self.lambda_init!r}")
+        lam = ops.s4d_lin_init(n) if self.lambda_init == "lin" else ops.s4d_inv_init(n)
+        self.log_neg_re = self.param("log_neg_re", _const(jnp.log(-jnp.real(lam))), (d, n))
+        self.im = self.param("im", _const(jnp.imag(lam)), (d, n))
+        self.B_re = self.param("B_re", nn.initializers.ones, (d, n))
+        self.B_im = self.param("B_im", nn.initializers.zeros, (d, n))
+        self.C_re = self.param("C_re", _normal(0.5**0.5), (d, n))
+        self.C_im = self.param("C_im", _normal(0.5**0.5), (d, n))
+        self.log_dt = self.param("log_dt", _log_uniform(self.dt_min, self.dt_max), (d,))
+        self.D = self.param("D", nn.initializers.ones, (d,))
+        self.out = nn.Dense(d, name="out")
+
+    def _ssm(self):
+        lam = -jnp.exp(self.log_neg_re) + 1j * self.im
+        # S4D keeps n/2 modes of conjugate pairs: y = 2 Re(C x); the factor is folded in here.
+        return dict(Lambda=lam, B=self.B_re + 1j * self.B_im, C=2 * (self.C_re + 1j * self.C_im),
+                    log_dt=self.log_dt, D=self.D)  # fmt: skip
+
+    def __call__(self, x_BxLxD, state=None, return_state=False):
+        """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, dim, n] complex64)`."""
+        y, h = ops.ssm_s4d(
+            x_BxLxD, **self._ssm(), discretization=self.discretization,
+            initial_state=None if state is None else state.h, return_final_state=True,
+            method=self.method,
+        )  # fmt: skip
+        out = self.out(jax.nn.gelu(y))
+        return (out, ops.DiagState(h)) if return_state else out
+
+    def init_state(self, batch_size, dtype=jnp.float32):
+        """Zero state (complex64 whatever `dtype`)."""
+        return ops.DiagState(jnp.zeros((batch_size, self.dim, self.state_dim), jnp.complex64))
+
+    def step(self, state, x_BxD):
+        state, y = ops.ssm_s4d_step(state, x_BxD, **self._ssm(), discretization=self.discretization)
+        return state, self.out(jax.nn.gelu(y))
+
+
+@register_mixer("s5")
+class S5(_Recurrent):
+    """S5 layer: one MIMO diagonal SSM with p states, initialised from HiPPO-LegS's normal part.
+
+    Attributes:
+      dim: features h.  state_dim: p (the HiPPO matrix is split into `blocks` blocks).
+      discretization, dt_min, dt_max, method: as in `S4D` (no "fft").
+    """
+
+    dim: int
+    state_dim: int = 32
+    blocks: int = 1
+    discretization: str = "zoh"
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    method: str = "auto"
+
+    def setup(self):
+        h, p = self.dim, self.state_dim
+        if p % self.blocks:
+            raise ValueError(f"blocks={self.blocks} must divide state_dim={p}")
+        lam, v = ops.hippo_legs_normal_eig(p // self.blocks)
+        lam = jnp.tile(lam, self.blocks)
+        v = jax.scipy.linalg.block_diag(*([v] * self.blocks))
+        self.log_neg_re = self.param("log_neg_re", _const(jnp.log(-jnp.real(lam))), (p,))
+        self.im = self.param("im", _const(jnp.imag(lam)), (p,))
+
+        # B = V^H B_0 and C = C_0 V for Gaussian B_0, C_0: the SSM in HiPPO coordinates.
+        def b_init(key, shape):
+            b0 = jax.random.normal(key, (p, h)) / math.sqrt(h)
+            b = v.conj().T @ b0
+            return jnp.stack([jnp.real(b), jnp.imag(b)])
+
+        def c_init(key, shape):
+            c0 = jax.random.normal(key, (h, p)) / math.sqrt(p)
+            c = c0 @ v
+            return jnp.stack([jnp.real(c), jnp.imag(c)])
+
+        self.B = self.param("B", b_init, (2, p, h))
+        self.C = self.param("C", c_init, (2, h, p))
+        self.log_dt = self.param("log_dt", _log_uniform(self.dt_min, self.dt_max), (p,))
+        self.D = self.param("D", _normal(1.0), (h,))
+
+    def _ssm(self):
+        lam = -jnp.exp(self.log_neg_re) + 1j * self.im
+        return dict(Lambda=lam, B=self.B[0] + 1j * self.B[1], C=self.C[0] + 1j * self.C[1],
+                    log_dt=self.log_dt, D=self.D)  # fmt: skip
+
+    def __call__(self, x_BxLxD, state=None, return_state=False):
+        """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, p] complex64)`."""
+        y, h = ops.ssm_s5(
+            x_BxLxD, **self._ssm(), discretization=self.discretization,
+            initial_state=None if state is None else state.h, return_final_state=True,
+            method=self.method,
+        )  # fmt: skip
+        return (y, ops.DiagState(h)) if return_state else y
+
+    def init_state(self, batch_size, dtype=jnp.float32):
+        return ops.DiagState(jnp.zeros((batch_size, self.state_dim), jnp.complex64))
+
+
+@register_mixer("lru")
+class LRU(_Recurrent):
+    """Linear Recurrent Unit: exponential parametrisation, ring init, gamma normalisation.
+
+    Attributes:
+      dim: features h.  state_dim: p.  r_min, r_max, max_phase: the ring of initial
+      eigenvalues.  method: `linear_recurrence` method.
+    """
+
+    dim: int
+    state_dim: int = 32
+    r_min: float = 0.0
+    r_max: float = 1.0
+    max_phase: float = 2 * math.pi
+    method: str = "auto"
+
+    def setup(self):
+        h, p = self.dim, self.state_dim
+
+        def ring_init(key, shape):  # one key, so gamma matches the sampled lambda
+            nu, theta, gamma = ops.lru_ring_init(key, p, self.r_min, self.r_max, self.max_phase)
+            return jnp.stack([nu, theta, gamma])
+
+        # rows: nu_log, theta_log, gamma_log
+        self.ring = self.param("ring", ring_init, (3, p))
+        self.B = self.param("B", _normal(1 / math.sqrt(2 * h)), (2, p, h))
+        self.C = self.param("C", _normal(1 / math.sqrt(p)), (2, h, p))
+        self.D = self.param("D", _normal(1.0), (h,))
+
+    def _ssm(self):
+        nu_log, theta_log, gamma_log = self.ring
+        return dict(nu_log=nu_log, theta_log=theta_log, B=self.B[0] + 1j * self.B[1],
+                    C=self.C[0] + 1j * self.C[1], D=self.D, gamma_log=gamma_log)  # fmt: skip
+
+    def __call__(self, x_BxLxD, state=None, return_state=False):
+        """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, p] complex64)`."""
+        y, h = ops.ssm_lru(
+            x_BxLxD, **self._ssm(), initial_state=None if state is None else state.h,
+            return_final_state=True, method=self.method,
+        )  # fmt: skip
+        return (y, ops.DiagState(h)) if return_state else y
+
+    def init_state(self, batch_size, dtype=jnp.float32):
+        return ops.DiagState(jnp.zeros((batch_size, self.state_dim), jnp.complex64))
+
+
+def _rglru_a_init(lo: float = 0.9, hi: float = 0.999, c: float = 8.0):
+    """Lambda such that a^c = sigmoid(Lambda)^c is uniform in [lo, hi] (Griffin)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        a = jax.random.uniform(key, shape, dtype, lo, hi) ** (1 / c)
+        return jnp.log(a) - jnp.log1p(-a)
+
+    return init
+
+
+@register_mixer("rglru")
+class RGLRU(_Recurrent):
+    """The RG-LRU layer: input and recurrence gates from Dense layers, then `ssm_rglru`.
+
+    Attributes:
+      dim: width d.  c: the exponent scale (8).  method: `linear_recurrence` method.
+    Griffin computes the gates with block-diagonal weights per head; here they are dense.
+    """
+
+    dim: int
+    c: float = 8.0
+    method: str = "auto"
+
+    def setup(self):
+        self.gate_a = nn.Dense(self.dim, name="gate_a")
+        self.gate_x = nn.Dense(self.dim, name="gate_x")
+        self.a_param = self.param("a_param", _rglru_a_init(c=self.c), (self.dim,))
+
+    def __call__(self, x_BxLxD, state=None, return_state=False):
+        """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, dim] float32)`."""
+        h, last = ops.ssm_rglru(
+            x_BxLxD, self.gate_a(x_BxLxD), self.gate_x(x_BxLxD), self.a_param, c=self.c,
+            initial_state=None if state is None else state.h, return_final_state=True,
+            method=self.method,
+        )  # fmt: skip
+        return (h, ops.DiagState(last)) if return_state else h
+
+    def init_state(self, batch_size, dtype=jnp.float32):
+        return ops.DiagState(jnp.zeros((batch_size, self.dim), jnp.float32))
+
+    def step(self, state, x_BxD):
+        return ops.ssm_rglru_step(
+            state, x_BxD, self.gate_a(x_BxD), self.gate_x(x_BxD), self.a_param, c=self.c
+        )
+
+
+class GriffinState(NamedTuple):
+    """Streaming state: `conv` [b, conv_width-1, width] inputs, `rnn` [b, width] float32."""
+
+    conv: jax.Array
+    rnn: jax.Array
+
+
+@register_mixer("griffin")
+class GriffinBlock(nn.Module):
+    """Griffin's recurrent block: gelu(W_g x) * RG-LRU(conv(W_x x)), then W_o.
+
+    Attributes:
+      dim: model width.  width: recurrence width (default `dim`, Griffin uses ~4/3 dim).
+      conv_width: causal conv taps.  c, method: as in `RGLRU`.
+    """
+
+    dim: int
+    width: int | None = None
+    conv_width: int = 4
+    c: float = 8.0
+    method: str = "auto"
+
+    @property
+    def _width(self):
+        return self.width or self.dim
+
+    def setup(self):
+        w = self._width
+        self.gate_proj = nn.Dense(w, name="gate_proj")
+        self.in_proj = nn.Dense(w, name="in_proj")
+        self.conv_weight = self.param(
+            "conv_weight", nn.initializers.lecun_normal(in_axis=0, out_axis=()), (self.conv_width, w)
+        )  # fmt: skip
+        self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (w,))
+        self.rglru = RGLRU(w, c=self.c, method=self.method, name="rglru")
+        self.out_proj = nn.Dense(self.dim, name="out_proj")
+
+    def __call__(self, x_BxLxD, state=None, return_state=False):
+        """[b, l, dim] -> [b, l, dim]; state `GriffinState`."""
+        gate = jax.nn.gelu(self.gate_proj(x_BxLxD))
+        x, conv_last = conv_ops.causal_conv1d(
+            self.in_proj(x_BxLxD), self.conv_weight, self.conv_bias, return_final_state=True,
+            initial_state=None if state is None else state.conv,
+        )  # fmt: skip
+        rnn_state = None if state is None else ops.DiagState(state.rnn)
+        h, rnn_last = self.rglru(x, state=rnn_state, return_state=True)
+        out = self.out_proj(h * gate)
+        return (out, GriffinState(conv_last, rnn_last.h)) if return_state else out
+
+    def init_state(self, batch_size, dtype=jnp.float32):
+        w = self._width
+        return GriffinState(
+            conv=jnp.zeros((batch_size, self.conv_width - 1, w), dtype),
+            rnn=jnp.zeros((batch_size, w), jnp.float32),
+        )
+
+    def step(self, state, x_BxD):
+        """One token: `(GriffinState, [b, dim]) -> (GriffinState, [b, dim])`."""
+        gate = jax.nn.gelu(self.gate_proj(x_BxD))
+        conv_state, x = conv_ops.causal_conv1d_step(
+            conv_ops.ConvState(state.conv), self.in_proj(x_BxD), self.conv_weight, self.conv_bias
+        )
+        rnn_state, h = self.rglru.step(ops.DiagState(state.rnn), x)
+        return GriffinState(conv_state.x, rnn_state.h), self.out_proj(h * gate)
