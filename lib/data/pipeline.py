@@ -84,7 +84,9 @@ class BatchIterator:
             for fn in self._fns:
                 example = fn(example, self._metadata)
             examples.append(example)
-        return {k: np.stack([np.asarray(e[k]) for e in examples]) for k in examples[0]}
+        batch = {k: np.stack([np.asarray(e[k]) for e in examples]) for k in examples[0]}
+        # TFDS decodes some int32 scalars as int64; JAX works in int32.
+        return {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in batch.items()}
 
     def get_state(self) -> bytes:
         return json.dumps({"position": self._position, **self._signature}).encode()

@@ -48,7 +48,20 @@ _BUILDERS: dict[str, str] = {
     "scan_length": "lib.data.scan:ScanLength",
     "scan_add_jump": "lib.data.scan:ScanAddJump",
     "moving_digits": "lib.data.video:MovingDigits",
+    "sunspots": "lib.data.timeseries:Sunspots",
+    "co2": "lib.data.timeseries:Co2",
 }
+
+_UCR = {
+    "ucr_gunpoint": "UcrGunpoint",
+    "ucr_italy_power_demand": "UcrItalyPowerDemand",
+    "ucr_arrowhead": "UcrArrowhead",
+    "ucr_osuleaf": "UcrOsuleaf",
+    "ucr_acsf1": "UcrAcsf1",
+    "ucr_japanese_vowels": "UcrJapaneseVowels",
+    "ucr_basic_motions": "UcrBasicMotions",
+}
+_BUILDERS.update({name: f"lib.data.timeseries:{cls}" for name, cls in _UCR.items()})
 
 # view name -> (base data set, "module:Class" with `postprocess(example, metadata)` and
 # `update_metadata(metadata) -> metadata`).
