@@ -12,6 +12,8 @@ _MODULES = [
     "lib.nn.attention",
     "lib.nn.spiking_mixer",
     "lib.nn.rnn",
+    "lib.nn.lmu",
+    "lib.nn.conv_mixers",
 ]
 
 for _name in _MODULES:

@@ -1,0 +1,72 @@
+"""LMU mixer in its parallel form (Chilkuri & Eliasmith 2021; LMUFormer, Liu et al. 2024).
+
+Registered as "lmu". Per token: `u_t = W_u x_t` (`memory_dim` scalar signals), the Legendre
+memory `m_t = A_bar m_{t-1} + B_bar u_t` of each (`order` coefficients, window `theta` steps),
+then `y_t = act(W_m vec(m_t) + W_x x_t)`. With no feedback from `y` into `u` the memory is a
+linear time-invariant system, so training runs it as a convolution (`lib.ops.lmu.lmu_memory`,
+FFT or direct) and decoding as the recurrence; both give the same outputs.
+"""
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lib.nn.registry import register_mixer
+from lib.ops import lmu as lmu_ops
+
+
+@register_mixer("lmu")
+class LMU(nn.Module):
+    """Parallel LMU mixer, `[b, l, dim] -> [b, l, dim]`; state `m: [b, memory_dim, order]`.
+
+    Attributes:
+      dim: model width.
+      memory_dim: number of memory signals `u` (default `dim // 4`, at least 1).
+      order: Legendre coefficients per memory (N).
+      theta: memory window in steps.
+      activation: applied to the hidden pre-activation (gelu; LMUFormer uses gelu too).
+      method: `lmu_memory` method ("auto", "ref", "direct", "fft").
+    """
+
+    dim: int
+    memory_dim: int | None = None
+    order: int = 16
+    theta: float = 128.0
+    activation: Callable = jax.nn.gelu
+    method: str = "auto"
+
+    @property
+    def mem(self) -> int:
+        return self.memory_dim or max(1, self.dim // 4)
+
+    def setup(self):
+        self.u_proj = nn.Dense(self.mem, name="u_proj")
+        self.m_proj = nn.Dense(self.dim, use_bias=False, name="m_proj")
+        self.x_proj = nn.Dense(self.dim, name="x_proj")
+        a_bar, b_bar = lmu_ops.lmu_discretize(self.order, self.theta)
+        self.a_bar, self.b_bar = a_bar, b_bar  # constants, float64 NumPy
+
+    def _out(self, m, x):
+        m_flat = m.reshape(m.shape[:-2] + (self.mem * self.order,)).astype(x.dtype)
+        return self.activation(self.m_proj(m_flat) + self.x_proj(x))
+
+    def __call__(self, x_BxLxD, state=None, return_state: bool = False):
+        """`[b, l, dim] -> [b, l, dim]` (and the final memory when `return_state`)."""
+        u = self.u_proj(x_BxLxD)
+        m, final = lmu_ops.lmu_memory(
+            u, self.a_bar, self.b_bar, initial_state=state, return_final_state=True,
+            method=self.method,
+        )  # fmt: skip
+        y = self._out(m, x_BxLxD)
+        return (y, final) if return_state else y
+
+    def init_state(self, batch_size: int, dtype=jnp.float32):
+        """Zero memory `[b, memory_dim, order]` (float32 or wider)."""
+        return jnp.zeros((batch_size, self.mem, self.order), jnp.promote_types(dtype, jnp.float32))
+
+    def step(self, state, x_BxD):
+        """One token: `(m, [b, dim]) -> (m, [b, dim])`."""
+        m, _ = lmu_ops.lmu_memory_step(state, self.u_proj(x_BxD), self.a_bar, self.b_bar)
+        return m, self._out(m, x_BxD)
