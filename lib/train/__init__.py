@@ -1,1 +1,15 @@
-"""Train state, pure train/eval steps, the loop, checkpoints, metrics, sharding."""
+"""Train state, pure train/eval steps, the loop, checkpoints, metrics, sharding.
+
+Modules (import them directly, e.g. `from lib.train.loop import train_and_evaluate`):
+
+- `state`: `TrainState`, `create_train_state`.
+- `optim`: `make_optimizer(opt_cfg, num_steps)`, `make_schedule`.
+- `losses`: `lm_loss`, `classification_loss`, `mse_loss` (each returns `(loss, metrics)`).
+- `loop`: `train_and_evaluate(config, workdir, *, model, loss_fn, train_data, ...)`, `Trainer`,
+  `make_train_step`, `make_eval_step`.
+- `checkpoint`: `Checkpointer` (orbax CheckpointManager: keep N, resume, fall back), `StopSignal`.
+- `sharding`: `make_mesh(data=-1, fsdp=1)`, `batch_sharding`, `state_shardings`,
+  `maybe_initialize_distributed`.
+- `config`: `base_config()`, `load_config("path.py:arg", overrides)`.
+- `metrics`: `MetricsWriter`, `read_metrics`, `plot_curves`.
+"""

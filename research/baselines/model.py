@@ -215,7 +215,8 @@ def build(config) -> dict:
     import lib.data
 
     d = config.data
-    meta = lib.data.info(d.name)
+    data_dir = d.data_dir or None
+    meta = lib.data.info(d.name, data_dir)
     stored_len = int(meta["seq_len"])
     seq_len = d.seq_len or stored_len
     per_window = max(stored_len // seq_len, 1)
@@ -227,7 +228,9 @@ def build(config) -> dict:
     model = make_model(config.model, int(meta["vocab_size"]), seq_len)
 
     def load(split, **kw):
-        return lib.data.load(d.name, split, batch_size=windows, seed=config.seed, **kw)
+        return lib.data.load(
+            d.name, split, batch_size=windows, seed=config.seed, data_dir=data_dir, **kw
+        )
 
     def finite(split):
         it = load(split, shuffle=False, num_epochs=1, drop_remainder=False)

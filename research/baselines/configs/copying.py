@@ -35,6 +35,7 @@ def get_config(arg: str = "lstm"):
     c.model.update(MODELS[kind])
 
     c.data.name = "copying"
+    c.data.data_dir = ""  # "": $BRAINSEQ_DATA_DIR or ~/.cache/brainseq/data
     c.data.seq_len = 0  # 0: the stored length (2 * copy_len + lag)
     c.data.batch_size = 64
     c.data.evaluate_test = True

@@ -38,6 +38,7 @@ def get_config(arg: str = "transformer"):
     c.model.update(MODELS[kind])
 
     c.data.name = "shakespeare_char"
+    c.data.data_dir = ""  # "": $BRAINSEQ_DATA_DIR or ~/.cache/brainseq/data
     c.data.seq_len = 128  # stored windows (256) are split into sequences of this length
     c.data.batch_size = 32
     c.data.evaluate_test = True
