@@ -231,7 +231,10 @@ def train_and_evaluate(
             bar.update(1)
             last = step == tc.num_steps
             saving = checkpointer.should_save(step) or last
-            if step % tc.log_every == 0 or saving or last or _any_process(bool(stop)):
+            # Many hosts must agree to stop at the same step: they compare flags at log steps.
+            check = jax.process_count() == 1 or step % tc.log_every == 0 or saving
+            stopping = check and _any_process(bool(stop))
+            if step % tc.log_every == 0 or saving or last or stopping:
                 now = time.perf_counter()
                 means = _flush(window, step)
                 rate = (step - last_log_step) / max(now - last_log_t, 1e-9)
@@ -240,7 +243,7 @@ def train_and_evaluate(
                 bar.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{rate * examples:.0f}")
                 result.update({f"train_{k}": v for k, v in means.items()})
                 window, last_log_t, last_log_step = [], now, step
-            if _any_process(bool(stop)):
+            if stopping:
                 checkpointer.save(step, state, _data_state(train_iter), force=True)
                 checkpointer.close()
                 bar.close()
