@@ -24,8 +24,9 @@ def test_lif_neuron_module_matches_op_and_step():
     y, v = mod.apply(params, x, return_state=True)
     np.testing.assert_array_equal(y, lif(x, beta=0.8, reset="zero", surrogate="arctan"))
     state = mod.init_state(2, 5)
+    step = jax.jit(lambda p, s, x_t: mod.apply(p, s, x_t, method="step"))
     for t in range(9):
-        state, s = mod.apply(params, state, x[:, t], method="step")
+        state, s = step(params, state, x[:, t])
         np.testing.assert_array_equal(s, y[:, t])
     np.testing.assert_allclose(state, v, rtol=1e-6)
 
@@ -60,7 +61,7 @@ def test_spiking_conv_equals_conv_then_lif():
     assert y.shape == (2, 5, 3, 3, 4)
     conv = nn.Conv(4, (3, 3), 2, "SAME", use_bias=False)
     conv_params = {"params": params["params"]["Conv_0"]}
-    current = jnp.stack([conv.apply(conv_params, x[:, t]) for t in range(5)], 1)
+    current = jax.vmap(lambda x_t: conv.apply(conv_params, x_t), in_axes=1, out_axes=1)(x)
     np.testing.assert_array_equal(y, lif(current, beta=0.9, threshold=0.5))
 
 
@@ -71,8 +72,9 @@ def test_spiking_mlp_step_equals_full_and_returns_spikes():
     logits, spikes = mod.apply(params, x, return_spikes=True)
     assert logits.shape == (2, 3) and set(spikes) == {"input", "hidden0", "hidden1"}
     state, outs = mod.init_state(2), []
+    step = jax.jit(lambda p, s, x_t: mod.apply(p, s, x_t, method="step"))
     for t in range(6):
-        state, v_out = mod.apply(params, state, x[:, t], method="step")
+        state, v_out = step(params, state, x[:, t])
         outs.append(v_out)
     np.testing.assert_allclose(jnp.stack(outs, 1).mean(1), logits, rtol=1e-5, atol=1e-6)
     # the output layer is a leaky integrator of the head's current
@@ -153,9 +155,43 @@ def test_spiking_mixer_is_causal_and_trainable():
     mod = SpikingMixer(dim=6, mixer="_test_leaky_mix", spike_output=False, threshold=0.3)
     x = _x((1, 9, 6), seed=11)
     params = mod.init(jax.random.PRNGKey(12), x)
-    g = jax.grad(lambda x: mod.apply(params, x)[:, 4].sum())(x)
+    g, gp = jax.jit(
+        lambda p, x: (
+            jax.grad(lambda x: mod.apply(p, x)[:, 4].sum())(x),
+            jax.grad(lambda p: mod.apply(p, x).sum())(p),
+        )
+    )(params, x)
     assert np.all(np.asarray(g[:, 5:]) == 0) and np.any(np.asarray(g[:, :5]) != 0)
-    gp = jax.grad(lambda p: mod.apply(p, x).sum())(params)
     assert any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(gp))
     with pytest.raises(ValueError, match="itself"):
         SpikingMixer(dim=6, mixer="spiking").init(jax.random.PRNGKey(0), x)
+
+
+def test_delayed_dense_module_rounds_learns_and_streams():
+    from lib.nn.spiking_delays import DelayedDense
+    from lib.ops.spiking_delays import dcls_sigma, delay_shift
+
+    x = jax.random.normal(jax.random.PRNGKey(13), (2, 20, 3))
+    mod = DelayedDense(features=2, max_delay=6, use_bias=True)
+    params = mod.init(jax.random.PRNGKey(14), x)
+    p = params["params"]
+    assert p["positions"].shape == (3, 2) and np.all((0 <= p["positions"]) & (p["positions"] <= 6))
+    # rounded: y = sum_i W[i, o] x[t - round(P[i, o]), i] + b
+    y = mod.apply(params, x, rounded=True)
+    d = np.round(np.asarray(p["positions"])).astype(int)
+    want = sum(
+        np.asarray(delay_shift(x[:, :, i : i + 1], jnp.array([d[i, o]])))[..., 0]
+        * float(p["kernel"][i, o])
+        for i in range(3)
+        for o in [0]
+    )
+    np.testing.assert_allclose(y[..., 0], want + float(p["bias"][0]), rtol=1e-5, atol=1e-5)
+    # gradients reach the positions while sigma > 0
+    g = jax.grad(lambda q: mod.apply(q, x, sigma=dcls_sigma(0, 10, 3.0)).sum())(params)
+    assert np.any(np.asarray(g["params"]["positions"]) != 0)
+    # streaming (rounded) equals the full rounded layer
+    state = mod.init_state(2, 3)
+    step = jax.jit(lambda p, s, x_t: mod.apply(p, s, x_t, method="step"))
+    for t in range(20):
+        state, y_t = step(params, state, x[:, t])
+        np.testing.assert_allclose(y_t, y[:, t], rtol=1e-5, atol=1e-5)

@@ -124,7 +124,7 @@ def _lif_numpy(current, beta, threshold, reset, v0=None):
 
 
 @pytest.mark.parametrize("reset", spiking.RESETS)
-@pytest.mark.parametrize("length", [1, 7, 33])
+@pytest.mark.parametrize("length", [1, 33])
 def test_lif_matches_numpy(reset, length):
     k1, k2 = jax.random.split(jax.random.PRNGKey(length))
     current = jax.random.normal(k1, (3, length, 5)) * 0.8 + 0.3
@@ -160,8 +160,10 @@ def _lif_unrolled_st(current, beta, threshold, reset, detach_reset, smooth):
     return jnp.stack(out, 1)
 
 
-@pytest.mark.parametrize("reset", spiking.RESETS)
-@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize(
+    "reset, detach_reset",
+    [("subtract", False), ("subtract", True), ("zero", False), ("none", False)],
+)
 def test_lif_gradient_matches_unrolled(reset, detach_reset):
     sg = SURROGATES["sigmoid"]
     smooth = lambda x: sg.smooth(x, alpha=4.0)
@@ -176,8 +178,8 @@ def test_lif_gradient_matches_unrolled(reset, detach_reset):
     )
     ref = lambda c, b: _lif_unrolled_st(c, b, 1.0, reset, detach_reset, smooth)
     beta = jnp.full((4,), 0.8)
-    g = jax.grad(loss, argnums=(0, 1))(current, beta, ours)
-    g_ref = jax.grad(loss, argnums=(0, 1))(current, beta, ref)
+    g = jax.jit(jax.grad(lambda c, b: loss(c, b, ours), argnums=(0, 1)))(current, beta)
+    g_ref = jax.jit(jax.grad(lambda c, b: loss(c, b, ref), argnums=(0, 1)))(current, beta)
     np.testing.assert_allclose(g[0], g_ref[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(g[1], g_ref[1], rtol=1e-4, atol=1e-5)
 
@@ -219,3 +221,21 @@ def test_lif_bad_inputs():
         lif(c, beta=0.9, method="cuda")
     with pytest.raises(TypeError, match="floating"):
         lif(jnp.ones((2, 5, 3), jnp.int32), beta=0.9)
+
+
+def test_lif_pallas_dispatch_matches_scan(monkeypatch):
+    """method="pallas" hands the named surrogate's derivative to lib.kernels.lif (run here in
+    interpret mode by pretending to be on an accelerator): values and gradients match."""
+    pytest.importorskip("lib.kernels.lif")
+    monkeypatch.setattr(spiking, "on_accelerator", lambda: True)
+    current = jax.random.normal(jax.random.PRNGKey(6), (2, 6, 4)) * 0.8 + 0.4
+    beta = jnp.array([0.5, 0.7, 0.9, 1.0])
+    w = jax.random.normal(jax.random.PRNGKey(7), (2, 6, 4))
+    kw = dict(threshold=0.8, reset="subtract", surrogate="arctan")  # kernel tests cover "zero"
+    f_k = lambda c, b: jnp.sum(lif(c, beta=b, method="pallas", **kw) * w)
+    f_s = lambda c, b: jnp.sum(lif(c, beta=b, method="scan", **kw) * w)
+    np.testing.assert_allclose(f_k(current, beta), f_s(current, beta), rtol=1e-6)
+    g_k = jax.grad(f_k, argnums=(0, 1))(current, beta)
+    g_s = jax.grad(f_s, argnums=(0, 1))(current, beta)
+    for a, b in zip(g_k, g_s):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -48,8 +48,9 @@ def test_plif_decay_gets_gradient_and_step_matches():
     assert np.all(np.isfinite(g)) and np.any(np.abs(g) > 0)
     full = sn.plif(current, decay_logit=w, threshold=0.4)
     v = jnp.zeros((2, 3))
+    step = jax.jit(lambda v, i: sn.plif_step(v, i, decay_logit=w, threshold=0.4))
     for t in range(9):
-        v, s = sn.plif_step(v, current[:, t], decay_logit=w, threshold=0.4)
+        v, s = step(v, current[:, t])
         np.testing.assert_array_equal(s, full[:, t])
 
 
@@ -71,8 +72,9 @@ def test_alif_matches_numpy_and_step():
     # Adaptation lowers the firing rate compared with plain LIF.
     assert got.sum() < lif(current, beta=beta).sum()
     st = sn.alif_init_state(3, 5)
+    step = jax.jit(lambda st, i: sn.alif_step(st, i, beta=beta, rho=rho, gamma=gamma))
     for t in range(17):
-        st, s = sn.alif_step(st, current[:, t], beta=beta, rho=rho, gamma=gamma)
+        st, s = step(st, current[:, t])
         np.testing.assert_array_equal(s, got[:, t])
 
 
@@ -112,8 +114,7 @@ def test_recurrent_lif_matches_numpy_and_gradient_reaches_weights():
         sn.recurrent_lif(current, jnp.zeros((5, 6)), beta=0.9)
 
 
-@pytest.mark.parametrize("length", [1, 7, 50])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("length, dtype", [(1, jnp.float32), (33, jnp.float32), (33, jnp.bfloat16)])
 def test_lif_no_reset_equals_lif_reset_none(length, dtype):
     current = _rand(6, (2, length, 3)).astype(dtype)
     v0 = jnp.full((2, 3), 0.3)
@@ -129,8 +130,8 @@ def test_lif_no_reset_equals_lif_reset_none(length, dtype):
     mismatch = np.mean(np.asarray(s_par, np.float32) != np.asarray(s_ref, np.float32))
     assert mismatch <= (0 if dtype == jnp.float32 else 0.02)
     if dtype == jnp.float32:
-        g_par = jax.grad(loss, argnums=(1, 2))(par, current, beta)
-        g_ref = jax.grad(loss, argnums=(1, 2))(ref, current, beta)
+        g_par = jax.jit(jax.grad(lambda c, b: loss(par, c, b), argnums=(0, 1)))(current, beta)
+        g_ref = jax.jit(jax.grad(lambda c, b: loss(ref, c, b), argnums=(0, 1)))(current, beta)
         for a, b in zip(g_par, g_ref):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
@@ -138,7 +139,7 @@ def test_lif_no_reset_equals_lif_reset_none(length, dtype):
 def test_lif_no_reset_long_sequence_parallel_method():
     current = jax.random.uniform(jax.random.PRNGKey(8), (1, 4096, 2)) * 0.1
     s_par, v = sn.lif_no_reset(
-        current, beta=0.99, threshold=5.0, method="associative", return_final_state=True
+        current, beta=0.99, threshold=5.0, method="chunked", return_final_state=True
     )
     s_ref = lif(current, beta=0.99, threshold=5.0, reset="none")
     assert np.isfinite(np.asarray(v)).all()

@@ -77,39 +77,55 @@ def test_sltt_equals_bptt_without_temporal_term():
     beta > 0 they differ, and BPTT with the state detached by hand equals SLTT."""
     params, state0, xs = _problem(10)
     no_time = functools.partial(two_layer_step, beta=0.0)
-    l_b, g_b = sltt.bptt_value_and_grad(no_time, params, state0, xs)
-    l_s, g_s = sltt.sltt_value_and_grad(no_time, params, state0, xs)
-    np.testing.assert_allclose(l_b, l_s, rtol=1e-6)
-    _assert_tree_close(g_b, g_s, rtol=1e-5, atol=1e-6)
-
-    _, g_b = sltt.bptt_value_and_grad(two_layer_step, params, state0, xs)
-    _, g_s = sltt.sltt_value_and_grad(two_layer_step, params, state0, xs)
-    assert not np.allclose(g_b["w1"], g_s["w1"], rtol=1e-3)
 
     def detached(p, s, xc_t):
         return two_layer_step(p, jax.lax.stop_gradient(s), xc_t)
 
-    _, g_d = sltt.bptt_value_and_grad(detached, params, state0, xs)
+    @jax.jit
+    def all_grads(params, state0, xs):
+        return (
+            sltt.bptt_value_and_grad(no_time, params, state0, xs),
+            sltt.sltt_value_and_grad(no_time, params, state0, xs),
+            sltt.bptt_value_and_grad(two_layer_step, params, state0, xs)[1],
+            sltt.sltt_value_and_grad(two_layer_step, params, state0, xs)[1],
+            sltt.bptt_value_and_grad(detached, params, state0, xs)[1],
+        )
+
+    (l_b0, g_b0), (l_s0, g_s0), g_b, g_s, g_d = all_grads(params, state0, xs)
+    np.testing.assert_allclose(l_b0, l_s0, rtol=1e-6)
+    _assert_tree_close(g_b0, g_s0, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(g_b["w1"], g_s["w1"], rtol=1e-3)
     _assert_tree_close(g_d, g_s, rtol=1e-5, atol=1e-6)
 
 
 def test_tbptt_limits():
     params, state0, xs = _problem(12)
-    l_b, g_b = sltt.bptt_value_and_grad(two_layer_step, params, state0, xs)
-    l_t, g_t = sltt.tbptt_value_and_grad(two_layer_step, params, state0, xs, truncation=12)
+
+    def windows_by_hand(params, state0, xs):
+        want, state = jax.tree.map(jnp.zeros_like, params), state0
+        for w in range(3):
+            window = jax.tree.map(lambda a, w=w: a[:, 4 * w : 4 * w + 4], xs)
+            _, g = sltt.bptt_value_and_grad(two_layer_step, params, state, window)
+            want = jax.tree.map(jnp.add, want, g)
+            _, state = sltt.unroll_loss(two_layer_step, params, state, window)
+        return want
+
+    @jax.jit
+    def all_grads(params, state0, xs):
+        tb = functools.partial(sltt.tbptt_value_and_grad, two_layer_step, params, state0, xs)
+        return (
+            sltt.bptt_value_and_grad(two_layer_step, params, state0, xs),
+            tb(truncation=12),
+            tb(truncation=1)[1],
+            sltt.sltt_value_and_grad(two_layer_step, params, state0, xs)[1],
+            tb(truncation=4)[1],
+            windows_by_hand(params, state0, xs),
+        )
+
+    (l_b, g_b), (l_t, g_t), g_1, g_s, g_4, want = all_grads(params, state0, xs)
     np.testing.assert_allclose(l_t, l_b, rtol=1e-6)
-    _assert_tree_close(g_t, g_b, rtol=1e-5, atol=1e-6)
-    _, g_1 = sltt.tbptt_value_and_grad(two_layer_step, params, state0, xs, truncation=1)
-    _, g_s = sltt.sltt_value_and_grad(two_layer_step, params, state0, xs)
-    _assert_tree_close(g_1, g_s, rtol=1e-5, atol=1e-6)
-    # Window 4 = BPTT on each window with the incoming state detached.
-    _, g_4 = sltt.tbptt_value_and_grad(two_layer_step, params, state0, xs, truncation=4)
-    want, state = jax.tree.map(jnp.zeros_like, params), state0
-    for w in range(3):
-        window = jax.tree.map(lambda a, w=w: a[:, 4 * w : 4 * w + 4], xs)
-        _, g = sltt.bptt_value_and_grad(two_layer_step, params, state, window)
-        want = jax.tree.map(jnp.add, want, g)
-        _, state = sltt.unroll_loss(two_layer_step, params, state, window)
+    _assert_tree_close(g_t, g_b, rtol=1e-5, atol=1e-6)  # one window = BPTT
+    _assert_tree_close(g_1, g_s, rtol=1e-5, atol=1e-6)  # windows of one step = SLTT
     _assert_tree_close(g_4, want, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="truncation"):
         sltt.tbptt_value_and_grad(two_layer_step, params, state0, xs, truncation=5)
@@ -120,20 +136,25 @@ def test_sltt_k_uses_exactly_the_chosen_steps():
     rng = jax.random.PRNGKey(3)
     mask = sltt.sltt_k_mask(rng, 10, 3)
     assert int(mask.sum()) == 3
-    loss_k, g_k = sltt.sltt_value_and_grad(two_layer_step, params, state0, xs, k=3, rng=rng)
-    loss, _ = sltt.sltt_value_and_grad(two_layer_step, params, state0, xs)
-    np.testing.assert_allclose(loss_k, loss, rtol=1e-6)  # the loss still covers every step
 
     # Reference: SLTT whose loss is zeroed (with its gradient) outside the chosen steps.
     def masked(p, s, xm_t):
         loss_t, s_new = two_layer_step(p, s, xm_t)
         return loss_t * xm_t["m"][0], s_new
 
-    xs_m = dict(xs, m=jnp.broadcast_to(mask.astype(jnp.float32), (4, 10)))
-    _, want = sltt.sltt_value_and_grad(masked, params, state0, xs_m)
+    @jax.jit
+    def all_grads(params, state0, xs):
+        xs_m = dict(xs, m=jnp.broadcast_to(mask.astype(jnp.float32), (4, 10)))
+        return (
+            sltt.sltt_value_and_grad(two_layer_step, params, state0, xs, k=3, rng=rng),
+            sltt.sltt_value_and_grad(two_layer_step, params, state0, xs),
+            sltt.sltt_value_and_grad(masked, params, state0, xs_m)[1],
+            sltt.sltt_value_and_grad(two_layer_step, params, state0, xs, k=10, rng=rng)[1],
+        )
+
+    (loss_k, g_k), (loss, g_s), want, g_all = all_grads(params, state0, xs)
+    np.testing.assert_allclose(loss_k, loss, rtol=1e-6)  # the loss still covers every step
     _assert_tree_close(g_k, want, rtol=1e-5, atol=1e-6)
-    _, g_all = sltt.sltt_value_and_grad(two_layer_step, params, state0, xs, k=10, rng=rng)
-    _, g_s = sltt.sltt_value_and_grad(two_layer_step, params, state0, xs)
     _assert_tree_close(g_all, g_s, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="rng"):
         sltt.sltt_value_and_grad(two_layer_step, params, state0, xs, k=2)
@@ -143,7 +164,7 @@ def test_compiled_memory_sltt_flat_bptt_grows():
     """XLA's compiled memory analysis: BPTT's scratch memory grows with T, SLTT's does not."""
     mem = {}
     for length in (16, 128):
-        params, state0, xs = _problem(length, batch=8, n_in=32, hidden=64, n_out=8)
+        params, state0, xs = _problem(length, batch=4, n_in=16, hidden=32, n_out=4)
         for name, fn in (("bptt", sltt.bptt_value_and_grad), ("sltt", sltt.sltt_value_and_grad)):
             f = lambda p, s, x, fn=fn: fn(two_layer_step, p, s, x)
             mem[name, length] = sltt.temp_bytes(f, params, state0, xs)
