@@ -9,8 +9,9 @@ Forms (`method=`):
 - "fft": zero-pad to a power of two >= L + K - 1 (at most 2L when K <= L) so the circular
   convolution equals the linear one, `irfft(rfft(u) * rfft(k))`, O(L log L). This is
   FlashFFTConv's reference computation.
-"auto" picks "direct" for short kernels and "fft" from `FFT_MIN_KERNEL` taps (measured on CPU
-in `benchmarks/mixer_cases/cells_conv.py`).
+"auto" picks "fft" on the CPU (fastest there at every kernel size measured with
+`benchmarks/mixer_cases/cells_conv.py`) and, on an accelerator, "direct" below
+`FFT_MIN_KERNEL` taps.
 
 Step form: a ring buffer of the last K inputs (`RingState(buf, pos)`), one O(K) dot per token.
 The ring helpers are shared with `lib.ops.fsmn` and `lib.ops.tcn`.
@@ -21,7 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
 
 METHODS = ("auto", "ref", "direct", "fft")
 FFT_MIN_KERNEL = 64
@@ -101,10 +102,17 @@ def _fft(u, k):
 
 
 def resolve_method(method: str, kernel_size: int) -> str:
-    """The concrete form `method` stands for with a kernel of `kernel_size` taps."""
+    """The concrete form `method` stands for with a kernel of `kernel_size` taps.
+
+    On the CPU the FFT form is as fast as the tap sum from K = 2 and far faster than XLA's
+    grouped convolution at every K measured (benchmarks/results/mixers_cpu.md); on an
+    accelerator short kernels go to the (cuDNN) direct convolution.
+    """
     check_method(method, METHODS)
     if method == "auto":
-        return "fft" if kernel_size >= FFT_MIN_KERNEL else "direct"
+        if on_accelerator() and kernel_size < FFT_MIN_KERNEL:
+            return "direct"
+        return "fft"
     return method
 
 
