@@ -3,8 +3,9 @@
 `dilated_causal_conv(x, w, dilation)`: `y_t = sum_{j=0}^{K-1} x_{t - j*dilation} @ w[j]`, with
 `w: [K, c_in, c_out]` (a full conv) or `w: [K, c]` (depthwise); `w[0]` multiplies the current
 input, as in `lib.ops.long_conv`. Forms (`method=`): "ref" (a `lax.scan` over taps of
-shifted products, the definition) and "conv" (`lax.conv_general_dilated` with `rhs_dilation`);
-"auto" = "conv".
+shifted products, the definition) and "conv" (`lax.conv_general_dilated` with `rhs_dilation`).
+"auto" picks "conv", except for depthwise kernels on the CPU, where XLA's grouped convolution
+was 1-4x slower than the tap scan (benchmarks/mixer_cases/cells_conv.py, "fsmn" rows).
 
 `tcn` stacks such layers with dilations `1, 2, 4, ...` (receptive field
 `1 + (K-1)(2^n - 1)`): `x <- x + act(conv_l(x) + b_l)` (residual) or `x <- act(...)`.
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank
+from lib.ops._checks import check_method, check_rank, on_accelerator
 from lib.ops.long_conv import RingState, ring_from_sequence, ring_history, ring_init, ring_push
 
 METHODS = ("auto", "ref", "conv")
@@ -64,6 +65,14 @@ def _conv(x, w, dilation):
     )
 
 
+def resolve_method(method: str, *, depthwise: bool) -> str:
+    """The concrete form `method` stands for (see the module docstring)."""
+    check_method(method, METHODS)
+    if method == "auto":
+        return "ref" if depthwise and not on_accelerator() else "conv"
+    return method
+
+
 def dilated_causal_conv(
     x: jax.Array,
     w: jax.Array,
@@ -105,7 +114,7 @@ def dilated_causal_conv(
             )
         hist = ring_history(initial_state).astype(dtype)
         xs = jnp.concatenate([hist, xs], axis=1)
-    fn = _ref if method == "ref" else _conv
+    fn = _ref if resolve_method(method, depthwise=w.ndim == 2) == "ref" else _conv
     y = fn(xs, w.astype(dtype), dilation)
     if hist is not None:
         y = y[:, size:]
