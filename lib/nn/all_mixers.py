@@ -10,6 +10,7 @@ _MODULES = [
     "lib.nn.ssm",
     "lib.nn.ssm_lti",
     "lib.nn.attention",
+    "lib.nn.linear_attention",
     "lib.nn.spiking_mixer",
     "lib.nn.rnn",
     "lib.nn.lmu",
