@@ -14,9 +14,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
 
 METHODS = ("auto", "shift", "conv")
+# Short convs: K fused multiply-adds beat the grouped conv (30x on XLA:CPU at K=4; see
+# benchmarks/results/mixers_cpu.md), and on the CPU the grouped conv loses at any K we use.
+_AUTO_SHIFT_MAX_K = 4
 
 
 class ConvState(NamedTuple):
@@ -66,6 +69,16 @@ def _conv(xp, weight):
     )
 
 
+def resolve_method(method: str, kernel_size: int, *, segments: bool = False) -> str:
+    """The concrete form `method` stands for (the grouped conv knows no segment boundaries)."""
+    check_method(method, METHODS)
+    if segments:
+        return "shift"
+    if method == "auto":
+        return "shift" if kernel_size <= _AUTO_SHIFT_MAX_K or not on_accelerator() else "conv"
+    return method
+
+
 def causal_conv1d(
     x,
     weight,
@@ -94,7 +107,6 @@ def causal_conv1d(
       y [B, L, D] in x's dtype, and the final `ConvState.x` when asked.
     """
     _check(x, weight, bias, initial_state)
-    check_method(method, METHODS)
     if activation not in (None, "silu"):
         raise ValueError(f"unknown activation={activation!r}; expected None or 'silu'")
     bsz, length, d = x.shape
@@ -109,10 +121,7 @@ def causal_conv1d(
         starts = jnp.concatenate([first, segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
         # Index like xp: K-1 state slots (no starts) then the L positions.
         cut = jnp.concatenate([jnp.zeros((bsz, k - 1), bool), starts], axis=1)
-    if method == "auto":
-        method = "shift" if (k <= 4 or cut is not None) else "conv"
-    if method == "conv" and cut is not None:
-        method = "shift"  # the grouped conv has no notion of segment boundaries
+    method = resolve_method(method, k, segments=cut is not None)
     y = _shift(xp, weight, length, cut) if method == "shift" else _conv(xp, weight)
     if bias is not None:
         y = y + bias.astype(jnp.float32)

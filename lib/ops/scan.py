@@ -28,10 +28,11 @@ from jax import lax
 from lib.ops._checks import check_method, check_rank, on_accelerator
 
 METHODS = ("auto", "scan", "associative", "chunked", "pallas")
-# Measured on a 2-core CPU (benchmarks/mixers_cpu.py, forward+backward): the sequential scan
-# wins at every length there, because XLA:CPU runs the loop body cheaply while the parallel
-# forms do O(log L) passes over memory. On accelerators the parallel forms win.
-_AUTO_CPU = "scan"
+# From benchmarks/mixers_cpu.py (forward+backward, 2-core CPU, see benchmarks/results): for
+# real inputs the associative scan wins from ~1k steps (3x at 2048) and ties below; for complex
+# inputs XLA:CPU's associative scan is ~20x slower than the loop, so the loop wins everywhere.
+# On accelerators the parallel forms win (the Pallas kernel where one is available).
+_AUTO_CPU_ASSOCIATIVE_FROM = 1024
 _AUTO_ACCEL = "chunked"
 
 
@@ -152,7 +153,12 @@ def resolve_method(method: str, length: int, *, complex_input: bool = False) -> 
     check_method(method, METHODS)
     accel = on_accelerator()
     if method == "auto":
-        method = _AUTO_ACCEL if accel else _AUTO_CPU
+        if accel:
+            method = _AUTO_ACCEL
+        elif complex_input or length < _AUTO_CPU_ASSOCIATIVE_FROM:
+            method = "scan"
+        else:
+            method = "associative"
     if method == "pallas" and (not accel or complex_input):
         method = "chunked"
     return method

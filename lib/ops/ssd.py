@@ -135,6 +135,14 @@ def _chunked_form(xdt, log_a, B, C, h0, chunk_size):
     return y.reshape(b, nc * t, h, p)[:, :length], states[:, -1]
 
 
+def resolve_method(method: str, length: int) -> str:
+    """The concrete form `method` stands for at `length`."""
+    check_method(method, METHODS)
+    if method == "auto":
+        return "chunked"
+    return method
+
+
 def ssd(
     x,
     dt,
@@ -172,9 +180,7 @@ def ssd(
       y [b, l, heads, p] in x's dtype; and the final state when asked.
     """
     _check(x, dt, A, B, C, D, dt_bias, initial_state)
-    check_method(method, METHODS)
-    if method == "auto":
-        method = "chunked"
+    method = resolve_method(method, x.shape[1])
     b, _, h, p = x.shape
     n = B.shape[-1]
     xdt, log_a, Bh, Ch = _prepare(x, dt, A, B, C, dt_bias, dt_softplus, segment_ids)

@@ -7,6 +7,8 @@ import pytest
 
 from lib.ops import conv
 
+cc = jax.jit(conv.causal_conv1d, static_argnames=("return_final_state", "activation", "method"))
+
 
 def _inputs(length, k=4, d=3, b=2, seed=0):
     kx, kw, kb, ks = jax.random.split(jax.random.PRNGKey(seed), 4)
@@ -32,11 +34,11 @@ def _naive(x, w, bias, state):
 @pytest.mark.parametrize("method", ["shift", "conv"])
 def test_forms_match_numpy_values_and_grads(length, method):
     x, w, bias, state = _inputs(length)
-    y = conv.causal_conv1d(x, w, bias, initial_state=state, method=method)
+    y = cc(x, w, bias, initial_state=state, method=method)
     np.testing.assert_allclose(y, _naive(x, w, bias, state), rtol=1e-5, atol=1e-5)
 
     def loss(x, w, bias, state, method):
-        y = conv.causal_conv1d(x, w, bias, initial_state=state, activation="silu", method=method)
+        y = cc(x, w, bias, initial_state=state, activation="silu", method=method)
         return jnp.sum(jnp.sin(y))
 
     ref = jax.grad(loss, (0, 1, 2, 3))(x, w, bias, state, "shift")
@@ -47,18 +49,16 @@ def test_forms_match_numpy_values_and_grads(length, method):
 
 def test_long_sequence_and_bfloat16():
     x, w, bias, _ = _inputs(4096, d=2, b=1)
-    y32 = conv.causal_conv1d(x, w, bias, method="conv")
-    np.testing.assert_allclose(y32, conv.causal_conv1d(x, w, bias, method="shift"), atol=1e-5)
-    y16 = conv.causal_conv1d(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), bias, method="conv")
+    y32 = cc(x, w, bias, method="conv")
+    np.testing.assert_allclose(y32, cc(x, w, bias, method="shift"), atol=1e-5)
+    y16 = cc(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), bias, method="conv")
     assert y16.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(y16, np.float32)))
     np.testing.assert_allclose(np.asarray(y16, np.float32), y32, rtol=5e-2, atol=5e-2)
 
 
 def test_step_equals_full_and_final_state():
     x, w, bias, state = _inputs(9)
-    full, last = conv.causal_conv1d(
-        x, w, bias, initial_state=state, activation="silu", return_final_state=True
-    )
+    full, last = cc(x, w, bias, initial_state=state, activation="silu", return_final_state=True)
     st = conv.ConvState(x=state)
     outs = []
     for t in range(9):
@@ -73,23 +73,23 @@ def test_step_equals_full_and_final_state():
 
 def test_chunked_calls_with_carried_state_equal_one_call():
     x, w, bias, _ = _inputs(20)
-    full = conv.causal_conv1d(x, w, bias)
-    y1, s1 = conv.causal_conv1d(x[:, :7], w, bias, return_final_state=True)
-    y2 = conv.causal_conv1d(x[:, 7:], w, bias, initial_state=s1)
+    full = cc(x, w, bias)
+    y1, s1 = cc(x[:, :7], w, bias, return_final_state=True)
+    y2 = cc(x[:, 7:], w, bias, initial_state=s1)
     np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), full, rtol=1e-5, atol=1e-6)
 
 
 def test_segment_ids_equal_separate_sequences():
     x, w, bias, _ = _inputs(15, b=1)
     seg = jnp.array([[0] * 5 + [1] * 2 + [2] * 8])
-    y = conv.causal_conv1d(x, w, bias, segment_ids=seg)
-    parts = [conv.causal_conv1d(x[:, lo:hi], w, bias) for lo, hi in [(0, 5), (5, 7), (7, 15)]]
+    y = cc(x, w, bias, segment_ids=seg)
+    parts = [cc(x[:, lo:hi], w, bias) for lo, hi in [(0, 5), (5, 7), (7, 15)]]
     np.testing.assert_allclose(y, jnp.concatenate(parts, 1), rtol=1e-5, atol=1e-6)
 
 
 def test_causality_by_gradient():
     x, w, bias, _ = _inputs(12)
-    g = jax.grad(lambda x: jnp.sum(conv.causal_conv1d(x, w, bias, method="conv")[:, 6]))(x)
+    g = jax.grad(lambda x: jnp.sum(cc(x, w, bias, method="conv")[:, 6]))(x)
     assert np.all(np.asarray(g[:, 7:]) == 0)
     assert np.all(np.abs(np.asarray(g[:, 3:7])) > 0)
 

@@ -7,6 +7,12 @@ import pytest
 
 from lib.ops import scan
 
+# Jitted once per static configuration: eager associative scans would compile op by op.
+lr = jax.jit(
+    scan.linear_recurrence,
+    static_argnames=("reverse", "method", "return_final_state", "chunk_size"),
+)
+
 FAST = ("associative", "chunked")  # "auto"/"pallas" resolve to one of these on a CPU
 
 
@@ -43,7 +49,7 @@ def _rel(x, y):
 def test_reference_matches_numpy(length, reverse, with_h0):
     a, b = _inputs(jax.random.PRNGKey(0), (2, length, 3))
     h0 = jax.random.normal(jax.random.PRNGKey(1), (2, 3)) if with_h0 else None
-    h = scan.linear_recurrence(a, b, h0, reverse=reverse, method="scan")
+    h = lr(a, b, h0, reverse=reverse, method="scan")
     np.testing.assert_allclose(h, _naive(a, b, h0, reverse).real, rtol=1e-5, atol=1e-5)
 
 
@@ -56,7 +62,7 @@ def test_fast_forms_values_and_grads(length, complex_, reverse):
     w = jax.random.normal(jax.random.PRNGKey(4), b.shape).astype(b.dtype)
 
     def loss(a, b, h0, method):
-        h, last = scan.linear_recurrence(
+        h, last = lr(
             a, b, h0, reverse=reverse, method=method, chunk_size=8, return_final_state=True
         )
         return jnp.sum(jnp.real(h * w)) + jnp.sum(jnp.abs(last) ** 2)
@@ -82,7 +88,7 @@ def test_custom_vjp_matches_autodiff_of_plain_scan():
         return jnp.moveaxis(jax.lax.scan(step, h0, (a.swapaxes(0, 1), b.swapaxes(0, 1)))[1], 0, 1)
 
     loss_plain = lambda a, b, h0: jnp.sum(jnp.abs(plain(a, b, h0)) ** 2)
-    loss_ours = lambda a, b, h0: jnp.sum(jnp.abs(scan.linear_recurrence(a, b, h0)) ** 2)
+    loss_ours = lambda a, b, h0: jnp.sum(jnp.abs(lr(a, b, h0)) ** 2)
     for g, rg in zip(
         jax.grad(loss_ours, (0, 1, 2))(a, b, h0), jax.grad(loss_plain, (0, 1, 2))(a, b, h0)
     ):
@@ -93,7 +99,7 @@ def test_long_sequence_fp32_and_finite():
     a, b = _inputs(jax.random.PRNGKey(6), (1, 4096, 4))
     ref = _naive(a, b, None).real
     for method in ("scan", "associative", "chunked"):
-        h = scan.linear_recurrence(a, b, method=method)
+        h = lr(a, b, method=method)
         assert np.all(np.isfinite(h))
         assert _rel(h, ref) < 1e-4, method
 
@@ -101,24 +107,22 @@ def test_long_sequence_fp32_and_finite():
 @pytest.mark.parametrize("method", ["scan", "chunked"])
 def test_bfloat16(method):
     a, b = _inputs(jax.random.PRNGKey(7), (2, 37, 4))
-    h32 = scan.linear_recurrence(a, b, method="scan")
-    h16 = scan.linear_recurrence(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), method=method)
+    h32 = lr(a, b, method="scan")
+    h16 = lr(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), method=method)
     assert h16.dtype == jnp.bfloat16
     assert _rel(h16.astype(jnp.float32), h32) < 3e-2
     g = jax.grad(
-        lambda b: jnp.sum(
-            scan.linear_recurrence(a.astype(jnp.bfloat16), b, method=method).astype(jnp.float32)
-        )
+        lambda b: jnp.sum(lr(a.astype(jnp.bfloat16), b, method=method).astype(jnp.float32))
     )(b.astype(jnp.bfloat16))
-    g32 = jax.grad(lambda b: jnp.sum(scan.linear_recurrence(a, b, method="scan")))(b)
+    g32 = jax.grad(lambda b: jnp.sum(lr(a, b, method="scan")))(b)
     assert _rel(g.astype(jnp.float32), g32) < 3e-2
 
 
 def test_chunk_size_invariance():
     a, b = _inputs(jax.random.PRNGKey(8), (2, 37, 3))
-    ref = scan.linear_recurrence(a, b, method="scan")
+    ref = lr(a, b, method="scan")
     for chunk in (1, 5, 64):
-        h = scan.linear_recurrence(a, b, method="chunked", chunk_size=chunk)
+        h = lr(a, b, method="chunked", chunk_size=chunk)
         np.testing.assert_allclose(h, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -129,22 +133,20 @@ def test_segment_ids_equal_separate_sequences(method, reverse):
     """A packed batch with segment_ids equals running each segment on its own."""
     a, b = _inputs(jax.random.PRNGKey(9), (1, 20, 3))
     seg = jnp.array([[0] * 7 + [1] * 9 + [2] * 4])
-    h = scan.linear_recurrence(a, b, reverse=reverse, method=method, segment_ids=seg, chunk_size=4)
+    h = lr(a, b, reverse=reverse, method=method, segment_ids=seg, chunk_size=4)
     parts = []
     for lo, hi in [(0, 7), (7, 16), (16, 20)]:
-        parts.append(
-            scan.linear_recurrence(a[:, lo:hi], b[:, lo:hi], reverse=reverse, method="scan")
-        )
+        parts.append(lr(a[:, lo:hi], b[:, lo:hi], reverse=reverse, method="scan"))
     np.testing.assert_allclose(h, jnp.concatenate(parts, 1), rtol=1e-5, atol=1e-6)
     reset = jnp.zeros((1, 20), bool).at[0, [0, 7, 16]].set(True)
-    h2 = scan.linear_recurrence(a, b, reverse=reverse, method=method, reset=reset, chunk_size=4)
+    h2 = lr(a, b, reverse=reverse, method=method, reset=reset, chunk_size=4)
     np.testing.assert_allclose(h2, h, rtol=1e-6)
 
 
 def test_step_form_equals_full():
     a, b = _inputs(jax.random.PRNGKey(10), (2, 9, 3))
     h0 = jax.random.normal(jax.random.PRNGKey(11), (2, 3))
-    full, last = scan.linear_recurrence(a, b, h0, return_final_state=True)
+    full, last = lr(a, b, h0, return_final_state=True)
     state = scan.RecurrenceState(h=h0)
     outs = []
     for t in range(9):
@@ -158,7 +160,7 @@ def test_step_form_equals_full():
 
 def test_causality_by_gradient():
     a, b = _inputs(jax.random.PRNGKey(12), (1, 16, 2))
-    g = jax.grad(lambda b: jnp.sum(scan.linear_recurrence(a, b, method="associative")[:, 5]))(b)
+    g = jax.grad(lambda b: jnp.sum(lr(a, b, method="associative")[:, 5]))(b)
     assert np.all(np.asarray(g[:, 6:]) == 0) and np.all(np.asarray(g[:, :6]) != 0)
 
 

@@ -24,8 +24,13 @@ def _inputs(length, b=2, h=4, p=3, g=2, n=5, seed=0, dtype=jnp.float32, decay_sc
     )
 
 
+_ssd = jax.jit(
+    ssd_ops.ssd, static_argnames=("dt_softplus", "return_final_state", "method", "chunk_size")
+)
+
+
 def _call(p, method, with_h0=True, chunk_size=8, **kw):
-    return ssd_ops.ssd(
+    return _ssd(
         p["x"], p["dt"], p["A"], p["B"], p["C"], p["D"], dt_bias=p["dt_bias"], dt_softplus=True,
         initial_state=p["h0"] if with_h0 else None, return_final_state=True, method=method,
         chunk_size=chunk_size, **kw,

@@ -38,8 +38,14 @@ def _naive(u, delta, A, B, C, D, z, delta_bias, h0):
     return y * z / (1 + np.exp(-z)), h
 
 
+_selective_scan = jax.jit(
+    ssm.selective_scan,
+    static_argnames=("delta_softplus", "return_final_state", "method", "chunk_size"),
+)
+
+
 def _call(p, method, with_h0=True, chunk_size=8, **kw):
-    return ssm.selective_scan(
+    return _selective_scan(
         p["u"], p["delta"], p["A"], p["B"], p["C"], p["D"], z=p["z"], delta_bias=p["delta_bias"],
         delta_softplus=True, initial_state=p["h0"] if with_h0 else None, return_final_state=True,
         method=method, chunk_size=chunk_size, **kw,

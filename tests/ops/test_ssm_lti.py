@@ -8,6 +8,11 @@ import pytest
 from lib.ops import ssm_lti as L
 
 KEY = jax.random.PRNGKey
+_static = ("discretization", "return_final_state", "method", "c")
+s4d = jax.jit(L.ssm_s4d, static_argnames=_static[:3])
+s5 = jax.jit(L.ssm_s5, static_argnames=_static[:3])
+lru = jax.jit(L.ssm_lru, static_argnames=_static[1:3])
+rglru = jax.jit(L.ssm_rglru, static_argnames=_static[1:])
 
 
 def _rel(x, y):
@@ -95,7 +100,7 @@ def test_s4d_forms_match_numpy_values_and_grads(disc):
     y_np = np.real(np.einsum("bldn,dn->bld", x, prm["C"])) + np.asarray(prm["D"]) * u
 
     def run(prm, u, method):
-        return L.ssm_s4d(u, **prm, discretization=disc, initial_state=h0, method=method,
+        return s4d(u, **prm, discretization=disc, initial_state=h0, method=method,
                          return_final_state=True)  # fmt: skip
 
     loss = lambda prm, u, m: (
@@ -113,12 +118,12 @@ def test_s4d_forms_match_numpy_values_and_grads(disc):
 def test_s4d_long_sequence_and_step():
     prm = _s4d_params(d=2, n=2, seed=3)
     u = jax.random.normal(KEY(4), (1, 4096, 2))
-    y_ref = jax.jit(lambda u: L.ssm_s4d(u, **prm, method="scan"))(u)
+    y_ref = jax.jit(lambda u: s4d(u, **prm, method="scan"))(u)
     for method in ("chunked", "fft"):
-        y = jax.jit(lambda u, m=method: L.ssm_s4d(u, **prm, method=m))(u)
+        y = jax.jit(lambda u, m=method: s4d(u, **prm, method=m))(u)
         assert np.all(np.isfinite(y)) and _rel(y, y_ref) < 1e-4, method
     u = u[:, :6]
-    full, last = L.ssm_s4d(u, **prm, return_final_state=True)
+    full, last = s4d(u, **prm, return_final_state=True)
     state = L.DiagState(jnp.zeros((1, 2, 2), jnp.complex64))
     ys = []
     for t in range(6):
@@ -146,9 +151,9 @@ def test_s5_matches_numpy_all_forms_and_bf16(length):
     x, h_np = _loop(lb, np.einsum("blh,ph->blp", u, bb), h0)
     y_np = np.real(np.einsum("blp,hp->blh", x, prm["C"])) + np.asarray(prm["D"]) * u
     for method in ("scan", "associative", "chunked"):
-        y, h = L.ssm_s5(u, **prm, initial_state=h0, return_final_state=True, method=method)
+        y, h = s5(u, **prm, initial_state=h0, return_final_state=True, method=method)
         assert _rel(y, y_np) < 1e-4 and _rel(h, h_np) < 1e-4, method
-    y16 = L.ssm_s5(u.astype(jnp.bfloat16), **prm, initial_state=h0)
+    y16 = s5(u.astype(jnp.bfloat16), **prm, initial_state=h0)
     assert y16.dtype == jnp.bfloat16 and _rel(y16.astype(jnp.float32), y_np) < 3e-2
 
 
@@ -162,12 +167,12 @@ def test_lru_matches_numpy_grads_and_step():
     bb = np.exp(np.asarray(gamma))[:, None] * np.asarray(prm["B"])
     x, _ = _loop(lam, np.einsum("blh,ph->blp", u, bb), np.zeros((2, p)))
     y_np = np.real(np.einsum("blp,hp->blh", x, prm["C"])) + u
-    assert _rel(L.ssm_lru(u, **prm, method="scan"), y_np) < 1e-4
-    loss = lambda prm, m: jnp.sum(jnp.sin(L.ssm_lru(u, **prm, method=m)))
+    assert _rel(lru(u, **prm, method="scan"), y_np) < 1e-4
+    loss = lambda prm, m: jnp.sum(jnp.sin(lru(u, **prm, method=m)))
     grad = jax.jit(jax.grad(loss), static_argnums=1)
     for a, b in zip(jax.tree.leaves(grad(prm, "associative")), jax.tree.leaves(grad(prm, "scan"))):
         assert _rel(a, b) < 1e-4
-    full = L.ssm_lru(u[:, :5], **prm)
+    full = lru(u[:, :5], **prm)
     state, ys = L.DiagState(jnp.zeros((2, p), jnp.complex64)), []
     for t in range(5):
         state, y_t = L.mimo_step(
@@ -203,7 +208,7 @@ def test_rglru_matches_numpy_forms_grads_step():
     x, ga, gx, ap = _rglru_inputs(37)
     h0 = jax.random.normal(KEY(11), (2, 3))
     h_np, last_np = _rglru_numpy(x, ga, gx, ap, h0=h0)
-    run = lambda args, m: L.ssm_rglru(*args, initial_state=h0, method=m, return_final_state=True)
+    run = lambda args, m: rglru(*args, initial_state=h0, method=m, return_final_state=True)
     for method in ("scan", "associative", "chunked"):
         h, last = run((x, ga, gx, ap), method)
         assert _rel(h, h_np) < 1e-5 and _rel(last, last_np) < 1e-5, method
@@ -221,20 +226,20 @@ def test_rglru_matches_numpy_forms_grads_step():
 def test_rglru_long_bf16_segments_and_finite_grads():
     x, ga, gx, ap = _rglru_inputs(4096, b=1, d=2, seed=12)
     h_np, _ = _rglru_numpy(x, ga, gx, ap)
-    h = jax.jit(lambda *a: L.ssm_rglru(*a, method="chunked"))(x, ga, gx, ap)
+    h = jax.jit(lambda *a: rglru(*a, method="chunked"))(x, ga, gx, ap)
     assert _rel(h, h_np) < 1e-4
-    h16 = L.ssm_rglru(*(v.astype(jnp.bfloat16) for v in (x[:, :37], ga[:, :37], gx[:, :37])), ap)
+    h16 = rglru(*(v.astype(jnp.bfloat16) for v in (x[:, :37], ga[:, :37], gx[:, :37])), ap)
     assert h16.dtype == jnp.bfloat16 and _rel(h16.astype(jnp.float32), h_np[:, :37]) < 5e-2
     # r_t -> 0 makes a_t -> 1, where sqrt(1 - a^2) has an infinite slope: gradients stay finite.
-    g = jax.grad(lambda ga: jnp.sum(L.ssm_rglru(x[:, :8], ga, gx[:, :8], ap)))(-30 + ga[:, :8])
+    g = jax.grad(lambda ga: jnp.sum(rglru(x[:, :8], ga, gx[:, :8], ap)))(-30 + ga[:, :8])
     assert np.all(np.isfinite(g))
     seg = jnp.array([[0] * 3 + [1] * 5])
-    hs = L.ssm_rglru(x[:, :8], ga[:, :8], gx[:, :8], ap, segment_ids=seg)
+    hs = rglru(x[:, :8], ga[:, :8], gx[:, :8], ap, segment_ids=seg)
     # A new segment starts from zero with an unnormalised input, as Griffin does.
     sig = jax.nn.sigmoid
     np.testing.assert_allclose(hs[:, 3], sig(gx[:, 3]) * x[:, 3], rtol=1e-5)
     for lo, hi in [(0, 3), (3, 8)]:
-        alone = L.ssm_rglru(x[:, lo:hi], ga[:, lo:hi], gx[:, lo:hi], ap,
+        alone = rglru(x[:, lo:hi], ga[:, lo:hi], gx[:, lo:hi], ap,
                             segment_ids=jnp.zeros((1, hi - lo), int))  # fmt: skip
         np.testing.assert_allclose(hs[:, lo:hi], alone, rtol=1e-5, atol=1e-6)
 
@@ -242,20 +247,20 @@ def test_rglru_long_bf16_segments_and_finite_grads():
 def test_causality_and_bad_inputs():
     prm = _mimo_params()
     u = jax.random.normal(KEY(13), (1, 12, 3))
-    g = jax.grad(lambda u: jnp.sum(L.ssm_s5(u, **prm, method="associative")[:, 5]))(u)
+    g = jax.grad(lambda u: jnp.sum(s5(u, **prm, method="associative")[:, 5]))(u)
     assert np.all(np.asarray(g[:, 6:]) == 0) and np.any(np.asarray(g[:, :6]) != 0)
     s4 = _s4d_params()
-    g = jax.grad(lambda u: jnp.sum(L.ssm_s4d(u, **s4, method="fft")[:, 5]))(u)
+    g = jax.grad(lambda u: jnp.sum(s4d(u, **s4, method="fft")[:, 5]))(u)
     assert np.all(np.abs(np.asarray(g[:, 6:])) < 1e-6) and np.any(np.asarray(g[:, :6]) != 0)
     with pytest.raises(ValueError, match="`u`"):
-        L.ssm_s5(u[0], **prm)
+        s5(u[0], **prm)
     with pytest.raises(ValueError, match="`B`"):
-        L.ssm_s5(u, **{**prm, "B": prm["B"][:, :2]})
+        s5(u, **{**prm, "B": prm["B"][:, :2]})
     with pytest.raises(ValueError, match="`log_dt`"):
-        L.ssm_s4d(u, **{**s4, "log_dt": s4["log_dt"][:2]})
+        s4d(u, **{**s4, "log_dt": s4["log_dt"][:2]})
     with pytest.raises(ValueError, match="method"):
-        L.ssm_s5(u, **prm, method="fft")
+        s5(u, **prm, method="fft")
     with pytest.raises(ValueError, match="segment_ids"):
-        L.ssm_s4d(u, **s4, method="fft", segment_ids=jnp.zeros((1, 12), int))
+        s4d(u, **s4, method="fft", segment_ids=jnp.zeros((1, 12), int))
     with pytest.raises(ValueError, match="`a_param`"):
-        L.ssm_rglru(u, u, u, jnp.zeros(2))
+        rglru(u, u, u, jnp.zeros(2))
