@@ -157,6 +157,13 @@ class SpikingMLP(nn.Module):
         return (logits, spikes) if return_spikes else logits
 
     @nn.nowrap
+    def fan_out(self) -> dict:
+        """Synapses per input neuron of each entry of `return_spikes`, for `spiking_metrics`."""
+        sizes = (*self.hidden, self.num_classes)
+        names = ["input"] + [f"hidden{i}" for i in range(len(self.hidden))]
+        return dict(zip(names, sizes))
+
+    @nn.nowrap
     def init_state(self, batch_size, dtype=jnp.float32):
         zeros = lambda n: jnp.zeros((batch_size, n), jnp.float32)
         return tuple(zeros(h) for h in self.hidden) + (zeros(self.num_classes),)

@@ -13,6 +13,11 @@ rises from 0 to 1 integrate to one; `straight_through`, `fast_sigmoid`, `triangl
     v_t <- v_t - threshold * s_t  (reset="subtract")  |  v_t * (1 - s_t)  ("zero")  |  v_t ("none")
 
 Shape letters: B batch, L time, N (any trailing) neuron axes.
+
+The rest of the spiking toolbox lives next door: `spiking_surrogates` (the registry),
+`spiking_neurons` (IF, PLIF, ALIF, synaptic, recurrent and time-parallel no-reset LIF),
+`sltt` (BPTT, truncated BPTT, SLTT, SLTT-K), `spiking_delays` (fixed and DCLS delays),
+`spiking_encode` (encoders and readouts) and `spiking_metrics` (rates, SynOps, energy).
 """
 
 import functools
@@ -144,7 +149,12 @@ def lif_step(
     return _apply_reset(u, s, threshold, reset, detach_reset), s
 
 
-def _lif_scan(current_LxBxN, v0, beta, threshold, reset, fire, detach_reset):
+# Jitted with the configuration static so that eager calls (notebooks, module init then
+# apply) reuse one compiled scan per shape instead of compiling a fresh one on every call.
+@functools.partial(jax.jit, static_argnames=("reset", "surrogate", "detach_reset"))
+def _lif_scan(current_LxBxN, v0, beta, threshold, *, reset, surrogate, detach_reset):
+    fire = spike_fn(surrogate)
+
     def body(v, i_t):
         u = beta * v + i_t
         s = fire(u - threshold)
@@ -230,10 +240,11 @@ def lif(
             detach_reset=detach_reset,
         )
 
-    fire = spike_fn(surrogate)
+    spike_fn(surrogate)  # unknown names fail here, with the registry's message
     current_LxBxN = jnp.moveaxis(current.astype(jnp.float32), 1, 0)
     v_final, spikes_LxBxN = _lif_scan(
-        current_LxBxN, v0.astype(jnp.float32), beta, threshold_arr, reset, fire, detach_reset
-    )
+        current_LxBxN, v0.astype(jnp.float32), beta, threshold_arr,
+        reset=reset, surrogate=surrogate, detach_reset=bool(detach_reset),
+    )  # fmt: skip
     spikes = jnp.moveaxis(spikes_LxBxN, 0, 1).astype(current.dtype)
     return (spikes, v_final) if return_final_state else spikes

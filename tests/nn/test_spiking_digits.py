@@ -61,7 +61,8 @@ def test_lif_mlp_bptt_reaches_90_percent_on_digits():
 
     accuracy, spikes = _train(model, bptt, epochs=8)
     assert accuracy >= 0.90, accuracy
-    m = spiking_metrics(spikes, {"input": dense_fan_out(128), "hidden0": dense_fan_out(10)})
+    assert model.fan_out() == {"input": dense_fan_out(128), "hidden0": dense_fan_out(10)}
+    m = spiking_metrics(spikes, model.fan_out())
     assert 0.0 < float(m["firing_rate/hidden0"]) < 0.6  # alive, and sparse
     assert float(m["synops/total"]) > 0
 
