@@ -50,6 +50,9 @@ _BUILDERS: dict[str, str] = {
     "moving_digits": "lib.data.video:MovingDigits",
     "sunspots": "lib.data.timeseries:Sunspots",
     "co2": "lib.data.timeseries:Co2",
+    "spoken_digits": "lib.data.speech:SpokenDigits",
+    "spoken_keywords": "lib.data.speech:SpokenKeywords",
+    "speech_mixtures": "lib.data.speech:SpeechMixtures",
 }
 
 _UCR = {
@@ -75,6 +78,9 @@ for _base in ("digits", "mnist", "fashion_mnist"):
         ("saccade", "Saccades"),
     ):
         _VIEWS[f"{_base}_{_kind}"] = (_base, f"lib.data.image_views:{_cls}")
+for _base in ("spoken_digits", "spoken_keywords"):
+    _VIEWS[f"{_base}_mel"] = (_base, "lib.data.audio_features:LogMel")
+    _VIEWS[f"{_base}_spikes"] = (_base, "lib.data.audio_features:CochlearSpikes")
 _VIEWS["smnist"] = ("mnist", "lib.data.image_views:Sequential")
 _VIEWS["psmnist"] = ("mnist", "lib.data.image_views:Permuted")
 
