@@ -53,6 +53,8 @@ _BUILDERS: dict[str, str] = {
     "spoken_digits": "lib.data.speech:SpokenDigits",
     "spoken_keywords": "lib.data.speech:SpokenKeywords",
     "speech_mixtures": "lib.data.speech:SpeechMixtures",
+    "karate_club": "lib.data.graphs:KarateClub",
+    "sbm": "lib.data.graphs:Sbm",
 }
 
 _UCR = {
