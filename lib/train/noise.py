@@ -77,3 +77,34 @@ def with_gradient_noise(
         parts.append(annealed_gradient_noise(eta, gamma, key))
     parts.append(optimizer)
     return parts[0] if len(parts) == 1 else optax.chain(*parts)
+
+
+def reseed_noise(opt_state, key: jax.Array):
+    """Give every `optax.AddNoiseState` inside `opt_state` a fresh noise key.
+
+    The transform's key is fixed when the optimizer is built; reseeding the state instead lets
+    one compiled training function run many seeds (the key is then a traced array).
+
+    Args:
+      opt_state: any optimizer state pytree (tuples, NamedTuples, lists, dicts).
+      key: PRNG key; the `i`-th noise state found gets `fold_in(key, i)`.
+
+    Returns:
+      `opt_state` with the noise keys replaced (unchanged if it holds no noise state).
+    """
+    counter = [0]
+
+    def visit(node):
+        if isinstance(node, optax.AddNoiseState):
+            new = node._replace(rng_key=jax.random.fold_in(key, counter[0]))
+            counter[0] += 1
+            return new
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            return type(node)(*(visit(c) for c in node))
+        if isinstance(node, tuple | list):
+            return type(node)(visit(c) for c in node)
+        if isinstance(node, dict):
+            return {k: visit(v) for k, v in node.items()}
+        return node
+
+    return visit(opt_state)

@@ -6,7 +6,12 @@ import numpy as np
 import optax
 import pytest
 
-from lib.train.noise import annealed_gradient_noise, gradient_noise_std, with_gradient_noise
+from lib.train.noise import (
+    annealed_gradient_noise,
+    gradient_noise_std,
+    reseed_noise,
+    with_gradient_noise,
+)
 
 
 def test_std_formula():
@@ -58,3 +63,20 @@ def test_zero_eta_is_plain_optimizer_and_clip_comes_first():
     np.testing.assert_allclose(upd, -g / 5.0, rtol=1e-6)
     with pytest.raises(ValueError, match="eta"):
         annealed_gradient_noise(-1.0)
+
+
+def test_reseed_noise_changes_the_stream_only():
+    tx = with_gradient_noise(optax.sgd(1.0), eta=1.0, key=0)
+    params = jnp.zeros((8,))
+    s0 = tx.init(params)
+    s1 = reseed_noise(s0, jax.random.key(5))
+    s2 = reseed_noise(s0, jax.random.key(6))
+    u0, _ = tx.update(params, s0)
+    u1, _ = tx.update(params, s1)
+    u1b, _ = tx.update(params, reseed_noise(s0, jax.random.key(5)))
+    u2, _ = tx.update(params, s2)
+    assert not np.allclose(u0, u1) and not np.allclose(u1, u2)
+    np.testing.assert_array_equal(u1, u1b)
+    assert jax.tree.structure(s0) == jax.tree.structure(s1)
+    plain = optax.sgd(1.0).init(params)
+    assert jax.tree.structure(reseed_noise(plain, jax.random.key(0))) == jax.tree.structure(plain)

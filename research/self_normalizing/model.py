@@ -1,0 +1,92 @@
+"""Self-normalizing MLP (Klambauer et al. 2017) and the ReLU / ReLU+BatchNorm MLPs it is compared to.
+
+`activation` picks the family, each with the init and dropout that belong to it:
+
+- `"selu"`: SELU, LeCun-normal weights (`N(0, 1/fan_in)`), alpha-dropout (the SNN);
+- `"relu"`: ReLU, He-normal weights (`N(0, 2/fan_in)`), standard dropout;
+- `"relu_bn"`: ReLU after BatchNorm, He-normal weights, standard dropout;
+- `"relu_lecun"`: ReLU with the SNN's LeCun init, to show that the init alone does not
+  normalise (variance halves every layer).
+
+`hidden_statistics` runs the network at init and returns each hidden layer's mean and variance
+over batch and units: the paper's Figure/Theorem 1 claim is that for SELU they stay at (0, 1).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lib.ops.selu import alpha_dropout, lecun_normal, selu
+
+ACTIVATIONS = ("selu", "relu", "relu_bn", "relu_lecun")
+
+
+def he_normal(key, shape, dtype=jnp.float32):
+    """He-normal weights `N(0, 2/fan_in)` (plain normal, like `lecun_normal`)."""
+    return lecun_normal(key, shape, dtype) * jnp.sqrt(2.0).astype(dtype)
+
+
+class DeepMLP(nn.Module):
+    """A `depth`-layer fully connected classifier.
+
+    Attributes:
+      depth: number of hidden layers.
+      width: units per hidden layer.
+      num_classes: outputs.
+      activation: one of `ACTIVATIONS` (see module docstring).
+      dropout_rate: alpha-dropout (SELU) or dropout (ReLU) rate on hidden layers.
+    """
+
+    depth: int
+    width: int
+    num_classes: int
+    activation: str = "selu"
+    dropout_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x_BxD: jax.Array, train: bool = False) -> jax.Array:
+        """Args: `x_BxD: [b, d]` (or `[b, ...]`, flattened); `train` enables dropout / BN
+        batch statistics. Returns: logits `[b, num_classes]`. Sows each hidden activation
+        into the `intermediates` collection as `hidden_<i>`."""
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; expected {ACTIVATIONS}")
+        h = x_BxD.reshape(x_BxD.shape[0], -1)
+        init = lecun_normal if self.activation in ("selu", "relu_lecun") else he_normal
+        for i in range(self.depth):
+            h = nn.Dense(self.width, kernel_init=init, name=f"dense_{i}")(h)
+            if self.activation == "selu":
+                h = selu(h)
+                if train and self.dropout_rate > 0:
+                    h = alpha_dropout(h, self.dropout_rate, self.make_rng("dropout"))
+            else:
+                if self.activation == "relu_bn":
+                    h = nn.BatchNorm(use_running_average=not train, name=f"bn_{i}")(h)
+                h = nn.relu(h)
+                h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+            self.sow("intermediates", f"hidden_{i}", h)
+        return nn.Dense(self.num_classes, kernel_init=lecun_normal, name="head")(h)
+
+
+def hidden_statistics(
+    model: DeepMLP, variables, x: jax.Array, *, batch_statistics: bool = False
+) -> tuple[jax.Array, jax.Array]:
+    """Mean and variance of every hidden layer's activations (no dropout).
+
+    Args:
+      model: a `DeepMLP` (its `dropout_rate` is ignored here).
+      variables: its variables (`params`, and `batch_stats` for `relu_bn`).
+      x: inputs `[b, d]`.
+      batch_statistics: BatchNorm normalises with the batch's own statistics, as in training
+        (else with its running averages, as in evaluation).
+
+    Returns:
+      `(means, variances)`, each `[depth]`, taken over the batch and all units of a layer.
+    """
+    model = model.clone(dropout_rate=0.0)
+    mutable = ["intermediates", "batch_stats"] if batch_statistics else ["intermediates"]
+    _, state = model.apply(variables, x, train=batch_statistics, mutable=mutable)
+    inter = state["intermediates"]
+    acts = [inter[f"hidden_{i}"][0] for i in range(model.depth)]
+    means = jnp.stack([a.mean() for a in acts])
+    variances = jnp.stack([a.var() for a in acts])
+    return means, variances
