@@ -23,8 +23,12 @@ def main(argv):
     config = _CONFIG.value
     parts = build(config)
     result = train_and_evaluate(config, _WORKDIR.value, **parts)
-    keys = [k for k in result if k.startswith(("eval_", "test_"))]
+    keys = [
+        k for k in result if k.startswith(("eval_", "test_")) and not isinstance(result[k], list)
+    ]
     print(json.dumps({k: round(float(result[k]), 4) for k in sorted(keys)}, indent=1))
+    if "test_halting_by_position" in result:
+        print("mean ACT steps by position (test):", result["test_halting_by_position"])
 
 
 if __name__ == "__main__":

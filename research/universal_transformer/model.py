@@ -16,6 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lib.nn.blocks import PreNormBlock, RMSNorm
 from lib.nn.sequence_model import SequenceModel
@@ -154,9 +155,14 @@ def build(config) -> dict[str, Any]:
 
     d = config.data
     kwargs = dict(d.builder_kwargs)
-    if not lib.data.registry.is_prepared(d.name, d.data_dir or None):
-        lib.data.prepare(d.name, d.data_dir or None, **kwargs)
-    info = lib.data.info(d.name, d.data_dir or None)
+    data_dir = d.data_dir or None
+    prepared = lib.data.registry.is_prepared(d.name, data_dir)
+    # A copy prepared with other options (e.g. by the smoke config) is rebuilt, never reused.
+    if not prepared or any(
+        lib.data.info(d.name, data_dir).get("config", {}).get(k) != v for k, v in kwargs.items()
+    ):
+        lib.data.prepare(d.name, data_dir, overwrite=prepared, **kwargs)
+    info = lib.data.info(d.name, data_dir)
     model = make_model(config, info["vocab_size"])
 
     def loader(split, training):
@@ -166,10 +172,39 @@ def build(config) -> dict[str, Any]:
             drop_remainder=training,
         )  # fmt: skip
 
+    def on_end(state, workdir=None):
+        """The per-position halting depth on the test split (UT with ACT only)."""
+        if config.model.kind != "ut" or not config.model.act:
+            return {}
+        profile = halting_by_position(model, state.params, loader("test", False))
+        return {"test_halting_by_position": [round(x, 3) for x in profile]}
+
     return {
         "model": model,
+        "on_end": on_end,
         "loss_fn": make_loss_fn(config.model.ponder_weight if config.model.kind == "ut" else 0.0),
         "train_data": loader("train", True),
         "eval_data": lambda: loader("validation", False),
         "test_data": lambda: loader("test", False),
     }
+
+
+def halting_by_position(model, params, batches, pad_id: int = 0):
+    """Mean ACT steps at each absolute position over non-padding tokens of `batches`.
+
+    Returns a list (one float per position; NaN where no sequence reaches that position).
+    """
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x)[1]["steps"])
+    total, count = None, None
+    for batch in batches:
+        steps = np.asarray(apply(params, batch["inputs"]))
+        real = (np.asarray(batch["inputs"]) != pad_id).astype(np.float64)
+        s, c = (steps * real).sum(0), real.sum(0)
+        if total is None:
+            total, count = s, c
+        else:
+            n = max(len(total), len(s))
+            total = np.pad(total, (0, n - len(total))) + np.pad(s, (0, n - len(s)))
+            count = np.pad(count, (0, n - len(count))) + np.pad(c, (0, n - len(c)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).tolist()

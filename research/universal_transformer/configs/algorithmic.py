@@ -48,7 +48,7 @@ def get_config(arg: str = "reverse,ut") -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.optimizer.learning_rate = 1e-3
     c.optimizer.warmup_steps = 200
-    c.train.num_steps = 3000
+    c.train.num_steps = 2000
     c.train.log_every = 100
     c.train.eval_every = 1000
     c.train.checkpoint_every = 1000
