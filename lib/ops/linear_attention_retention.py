@@ -9,7 +9,7 @@ Shapes: `q, k: [b, l, h, dk]`, `v: [b, l, h, dv]`, `gamma: [h]`, state `[b, h, d
 
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
 from lib.ops.linear_attention import gla, gla_step
 
 
@@ -69,8 +69,8 @@ def retention(
       initial_state: `[b, h, dk, dv]` (default zeros).
       return_final_state: also return the final state (float32).
       chunk_size: chunk length for "chunked".
-      method: "ref" (scan), "parallel" (quadratic), "chunked", or "auto" ("parallel" up to
-        length 256, "chunked" beyond, where the quadratic form's memory grows).
+      method: "ref" (scan), "parallel" (quadratic), "chunked", or "auto" ("chunked"; on
+        accelerators "parallel" up to length 256).
     Returns:
       `o [b, l, h, dv]` in `q.dtype`, or `(o, final_state)`.
     """
@@ -85,8 +85,8 @@ def retention(
     check_method(method, ("auto", "ref", "parallel", "chunked"))
     log_gamma = _log_gamma(gamma, q)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    if method == "auto":
-        method = "parallel" if q.shape[1] <= 256 else "chunked"
+    if method == "auto":  # the quadratic form never won on a CPU (benchmarks/mixer_cases)
+        method = "parallel" if on_accelerator() and q.shape[1] <= 256 else "chunked"
     if method == "parallel":
         o, S = retention_parallel(q, k, v, log_gamma, scale=scale, initial_state=initial_state)
         o = o.astype(q.dtype)

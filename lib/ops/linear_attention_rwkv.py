@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from lib.ops._checks import check_method, check_rank, check_shape
-from lib.ops.linear_attention import gla
+from lib.ops.linear_attention import _auto_method, gla
 
 
 def token_shift(x, prev=None):
@@ -72,14 +72,15 @@ def rwkv6(
       initial_state: `[b, h, dk, dv]` (default zeros).
       return_final_state: also return the final state (float32).
       chunk_size: chunk length for "chunked".
-      method: "ref" (scan), "chunked" (via `gla`), or "auto".
+      method: "ref" (scan), "chunked" (via `gla`), or "auto" (as `gla`'s: the scan on a CPU
+        for tiny heads, else "chunked").
     Returns:
       `o [b, l, h, dv]` in `r.dtype`, or `(o, final_state)`.
     """
     _check(r, k, v, g, u, initial_state)
     check_method(method, ("auto", "ref", "chunked"))
-    if method == "auto":
-        method = "ref" if r.shape[1] <= 8 else "chunked"
+    if method == "auto":  # the same choice as gla's (measured in benchmarks/mixer_cases)
+        method = _auto_method(r.shape[1], r.shape[-1] * v.shape[-1], False)
     if method == "ref":
         o, S = rwkv6_ref(r, k, v, g, u, initial_state=initial_state)
     else:

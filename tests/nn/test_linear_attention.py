@@ -13,7 +13,10 @@ MIXERS = [
     (GLA, {"num_heads": 2, "chunk_size": 4, "method": "chunked"}),
     (RetNet, {"num_heads": 2, "chunk_size": 4, "method": "chunked"}),
     (RetNet, {"num_heads": 2, "method": "parallel"}),
-    (RWKV6TimeMix, {"num_heads": 2, "mix_rank": 4, "decay_rank": 4, "chunk_size": 4}),
+    (
+        RWKV6TimeMix,
+        {"num_heads": 2, "mix_rank": 4, "decay_rank": 4, "chunk_size": 4, "method": "chunked"},
+    ),
 ]
 
 
