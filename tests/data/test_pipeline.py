@@ -154,3 +154,24 @@ def test_cli_list_and_prepare(tmp_path, capsys):
     cli_main(["list", "--data_dir", str(tmp_path)])
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("copying "))
     assert "prepared" in line and "not" not in line and "KB" in line
+
+
+def test_state_from_other_settings_is_rejected(copying_dir):
+    a = data.load("copying", "train", batch_size=8, seed=0, data_dir=copying_dir)
+    next(a)
+    b = data.load("copying", "train", batch_size=8, seed=1, data_dir=copying_dir)
+    with pytest.raises(ValueError, match="other settings"):
+        b.set_state(a.get_state())
+    c = data.load("copying", "train", batch_size=8, seed=0, data_dir=copying_dir)
+    c.set_state(a.get_state().decode())  # str and dict states are accepted too
+    np.testing.assert_array_equal(next(c)["inputs"], next(a)["inputs"])
+
+
+def test_views_share_their_base(tmp_path):
+    data.prepare("digits_seq", tmp_path)  # prepares its base, digits
+    assert registry.is_prepared("digits", tmp_path) and registry.is_prepared(
+        "digits_perm", tmp_path
+    )
+    meta = data.info("digits_seq", tmp_path)
+    assert meta["view_of"] == "digits" and meta["seq_len"] == 64
+    assert not list((tmp_path).glob("digits_seq*"))  # nothing stored under the view's name
