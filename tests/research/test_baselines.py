@@ -49,11 +49,13 @@ def test_models_are_causal(kind):
     model = bl.make_model(cfg, vocab_size=7, seq_len=12)
     tokens = jax.random.randint(jax.random.PRNGKey(0), (2, 12), 0, 7)
     params = model.init(jax.random.PRNGKey(1), tokens)
-    logits = model.apply(params, tokens)
+    apply = jax.jit(model.apply)
+    logits = apply(params, tokens)
     assert logits.shape == (2, 12, 7)
     changed = tokens.at[:, 8:].set((tokens[:, 8:] + 1) % 7)  # change the future only
-    np.testing.assert_array_equal(model.apply(params, changed)[:, :8], logits[:, :8])
-    assert not np.allclose(model.apply(params, changed)[:, 8:], logits[:, 8:])
+    logits_changed = apply(params, changed)
+    np.testing.assert_array_equal(logits_changed[:, :8], logits[:, :8])
+    assert not np.allclose(logits_changed[:, 8:], logits[:, 8:])
 
 
 def test_transformer_rejects_too_long_inputs():
@@ -71,9 +73,10 @@ def test_cold_sampling_equals_greedy_decoding(kind):
     out = bl.generate(params, model, prompt, 9, window=8, temperature=1e-6)
     assert out.shape == (1, 12) and (out[:, :3] == prompt).all()
     seq = list(prompt[0])
+    apply = jax.jit(model.apply)
     for _ in range(9):  # greedy decoding, recomputing over the padded last-8 window
         ctx = ([0] * 8 + seq)[-8:]
-        logits = model.apply({"params": params}, jnp.asarray([ctx]))
+        logits = apply({"params": params}, jnp.asarray([ctx]))
         seq.append(int(jnp.argmax(logits[0, -1])))
     assert list(out[0]) == seq
 
