@@ -108,3 +108,45 @@ def test_outputs_written(tmp_path):
         assert json.load(f)["step"] == 6
     # The loss goes down on this easy task.
     assert result["eval_loss"] < np.log(tiny.VOCAB)
+
+
+def test_mutable_collections_are_carried_in_model_state(tmp_path):
+    import flax.linen as nn
+
+    from lib.train import losses
+
+    class BNLM(nn.Module):
+        @nn.compact
+        def __call__(self, tokens, train: bool = False):
+            h = nn.Embed(tiny.VOCAB, 8)(tokens)
+            h = nn.BatchNorm(use_running_average=not train, momentum=0.5)(h)
+            return nn.Dense(tiny.VOCAB)(h)
+
+    def loss(params, batch, rng, *, model, train, model_state):
+        variables = {"params": params, **model_state}
+        if train:
+            logits, new_state = model.apply(
+                variables, batch["inputs"], True, mutable=["batch_stats"]
+            )
+        else:
+            logits, new_state = model.apply(variables, batch["inputs"], False), model_state
+        value, metrics = losses.lm_loss(logits, batch["targets"], batch["mask"])
+        return value, (metrics, new_state)
+
+    mesh = sharding.make_mesh(devices=jax.devices()[:1])
+    from lib.train.loop import train_and_evaluate
+
+    seen = {}
+    result = train_and_evaluate(
+        tiny.make_config(3, checkpoint_every=0),
+        str(tmp_path),
+        model=BNLM(),
+        loss_fn=loss,
+        train_data=tiny.Batches(),
+        eval_data=lambda: tiny.Batches(seed=1, limit=1),
+        mesh=mesh,
+        on_end=lambda state, workdir: seen.update(stats=state.model_state["batch_stats"]),
+    )
+    assert np.isfinite(result["eval_loss"])
+    mean = np.asarray(seen["stats"]["BatchNorm_0"]["mean"])
+    assert mean.shape == (8,) and np.abs(mean).sum() > 0  # updated from the zero init
