@@ -36,11 +36,15 @@ class CharVocab:
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids int32 [len(text)]; raises KeyError on a character outside the vocab."""
-        index = {c: i for i, c in enumerate(self.chars)}
-        try:
-            return np.fromiter((index[c] for c in text), np.int32, len(text))
-        except KeyError as e:
-            raise KeyError(f"character {e.args[0]!r} is not in the vocabulary") from None
+        codes = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+        vocab = np.frombuffer(self.chars.encode("utf-32-le"), np.uint32)
+        table = np.full(int(max(vocab.max(initial=0), codes.max(initial=0))) + 1, -1, np.int32)
+        table[vocab] = np.arange(len(vocab), dtype=np.int32)
+        ids = table[codes]
+        if np.any(ids < 0):
+            bad = chr(int(codes[np.argmax(ids < 0)]))
+            raise KeyError(f"character {bad!r} is not in the vocabulary")
+        return ids
 
     def decode(self, ids) -> str:
         """Text from token ids (any integer array-like of shape [n])."""
