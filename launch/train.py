@@ -51,7 +51,10 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
     maybe_initialize_distributed()  # before anything touches the devices
-    config = load_config(_CONFIG.value, _OVERRIDES)
+    try:
+        config = load_config(_CONFIG.value, _OVERRIDES)
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
+        raise app.UsageError(e.args[0] if e.args else str(e)) from None
     result = run(config, _WORKDIR.value)
     for split in ("train", "eval", "test"):
         keys = ("loss", "bits_per_token", "accuracy")
