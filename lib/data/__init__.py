@@ -13,8 +13,10 @@ The contract other code relies on (implemented in lib/data/registry.py and lib/d
   The iterator has `get_state()` / `set_state(state)` so a run resumes at the same batch.
 - data_dir defaults to $BRAINSEQ_DATA_DIR, else ~/.cache/brainseq/data.
 
-Extras: `decode(name, ids)` turns token ids back into text for text data sets;
+Extras: `tokenizer(name)`, `encode(name, text)` and `decode(name, ids)` for text data sets;
 `DatasetNotPreparedError` is raised (with the exact prepare command) for unprepared data.
+Views (e.g. `psmnist`) read their base data set's files through a transform. Every data set,
+its source and its checks: lib/data/README.md.
 """
 
 from lib.data.pipeline import data_source, load
