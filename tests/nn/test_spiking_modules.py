@@ -190,7 +190,7 @@ def test_delayed_dense_module_rounds_learns_and_streams():
     )
     np.testing.assert_allclose(y[..., 0], want + float(p["bias"][0]), rtol=1e-5, atol=1e-5)
     # gradients reach the positions while sigma > 0
-    g = jax.grad(lambda q: mod.apply(q, x, sigma=dcls_sigma(0, 10, 3.0)).sum())(params)
+    g = jax.jit(jax.grad(lambda q: mod.apply(q, x, sigma=dcls_sigma(0, 10, 3.0)).sum()))(params)
     assert np.any(np.asarray(g["params"]["positions"]) != 0)
     # streaming (rounded) equals the full rounded layer
     state = mod.init_state(2, 3)
