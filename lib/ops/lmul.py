@@ -10,6 +10,8 @@ The sign is the XOR of the signs; a zero operand gives zero; results below the s
 normal float32 flush to zero and above the largest become inf.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +35,7 @@ def round_mantissa(x, mantissa_bits: int):
     return quantize_fp(jnp.asarray(x, jnp.float32), 8, mantissa_bits, max_value=3.0e38)
 
 
+@functools.partial(jax.jit, static_argnames=("mantissa_bits", "round_inputs"))
 def lmul(x, y, mantissa_bits: int = 4, *, round_inputs: bool = True):
     """Elementwise L-Mul of `x` and `y` (broadcast), emulated on float32 bit patterns.
 

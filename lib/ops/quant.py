@@ -10,6 +10,8 @@ Pure functions:
 Shape letters: `...` any leading axes; granularity is chosen with `axis` and `group_size`.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -78,6 +80,7 @@ def _round_to_grid(a, mantissa_bits, emin, rounding):
     return jnp.ldexp(n, step_exp)
 
 
+@functools.partial(jax.jit, static_argnames=("exponent_bits", "mantissa_bits"))
 def quantize_fp(x, exponent_bits: int, mantissa_bits: int, *, bias=None, max_value=None):
     """Round `x` to the nearest ExMy floating-point value (ties to even), saturating.
 
@@ -133,6 +136,7 @@ def _code_dtype(bits: int, signed: bool):
     return jnp.int16 if signed else jnp.uint16
 
 
+@functools.partial(jax.jit, static_argnames=("bits", "narrow_range"))
 def quantize_int(x, bits: int, *, scale, zero_point=None, narrow_range: bool = False):
     """Integer codes `clip(round(x / scale) + zero_point, qmin, qmax)` (round half to even).
 
@@ -156,6 +160,7 @@ def quantize_int(x, bits: int, *, scale, zero_point=None, narrow_range: bool = F
     return jnp.clip(q, qmin, qmax).astype(_code_dtype(bits, signed))
 
 
+@functools.partial(jax.jit, static_argnames=("dtype",))
 def dequantize_int(q, *, scale, zero_point=None, dtype=jnp.float32):
     """Real values `(q - zero_point) * scale` of integer codes."""
     q = jnp.asarray(q, jnp.float32)
@@ -164,6 +169,7 @@ def dequantize_int(q, *, scale, zero_point=None, dtype=jnp.float32):
     return (q * scale).astype(dtype)
 
 
+@functools.partial(jax.jit, static_argnames=("bits", "narrow_range", "clip_gradient"))
 def fake_quant(
     x, bits: int, *, scale, zero_point=None, narrow_range: bool = False, clip_gradient=True
 ):
@@ -227,6 +233,9 @@ def _reduce_axes(x, axis, group_size):
     return xg, (ax + 1,), restore
 
 
+@functools.partial(
+    jax.jit, static_argnames=("bits", "symmetric", "axis", "group_size", "narrow_range", "eps")
+)
 def int_scale(
     x,
     bits: int,

@@ -7,6 +7,7 @@ two's complement codes with an implied scale 2**-6 (values in [-127/64, 127/64],
 range). Shapes: any `[..., n, ...]` with `n` (the size of `axis`) divisible by `block_size`.
 """
 
+import functools
 import math
 
 import jax
@@ -74,6 +75,7 @@ def mx_shared_exponent(x, fmt: str = "mxfp4", *, block_size: int = 32, axis: int
     return jnp.clip(shared, -127, 127).astype(jnp.int32)
 
 
+@functools.partial(jax.jit, static_argnames=("fmt", "block_size", "axis"))
 def mx_quantize(x, fmt: str = "mxfp4", *, block_size: int = 32, axis: int = -1):
     """Quantize-dequantize `x` in an MX format.
 

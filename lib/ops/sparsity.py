@@ -32,6 +32,7 @@ def magnitude_mask(w, sparsity: float, *, axis=None):
     return jnp.moveaxis(a_last >= thr, -1, axis)
 
 
+@functools.partial(jax.jit, static_argnames=("n", "m", "axis"))
 def nm_mask(w, n: int = 2, m: int = 4, *, axis: int = 0):
     """N:M semi-structured mask: in every group of `m` consecutive entries along `axis`, keep
     the `n` largest |w| (ties broken by position). Default axis 0 = the input (reduction)
@@ -159,6 +160,7 @@ def delta_step(state_BxD, x_BxD, threshold: float):
     return recon, (sent, recon)
 
 
+@functools.partial(jax.jit, static_argnames=("threshold", "return_final_state"))
 def delta_layer(x_BxLxD, threshold: float, *, initial_state=None, return_final_state=False):
     """Temporal-sparsity Delta layer over axis 1 (a `lax.scan` of `delta_step`).
 

@@ -39,19 +39,20 @@ def test_quantize_dense_all_and_by_pattern(mlp_setup):
     fq = lambda k: fake_quantize(k, spec)
     ident = lambda k: k
     assert jax.tree.structure(q.init(jax.random.PRNGKey(1), x)) == jax.tree.structure(params)
+    q_apply = jax.jit(q.apply)
     np.testing.assert_allclose(
-        q.apply(params, x), _mlp_manual(params["params"], x, fq, fq, fq), rtol=1e-5, atol=1e-6
+        q_apply(params, x), _mlp_manual(params["params"], x, fq, fq, fq), rtol=1e-5, atol=1e-6
     )
     q_hidden = quantize_dense(model, spec, pattern="hid*")
     np.testing.assert_allclose(
-        q_hidden.apply(params, x),
+        jax.jit(q_hidden.apply)(params, x),
         _mlp_manual(params["params"], x, ident, fq, ident),
         rtol=1e-5,
         atol=1e-6,
     )
-    assert not np.allclose(q.apply(params, x), model.apply(params, x), atol=1e-4)
+    assert not np.allclose(q_apply(params, x), model.apply(params, x), atol=1e-4)
     # QAT: straight-through gradients reach every float kernel
-    g = jax.grad(lambda p: jnp.sum(q.apply(p, x) ** 2))(params)
+    g = jax.jit(jax.grad(lambda p: jnp.sum(q.apply(p, x) ** 2)))(params)
     assert all(float(jnp.abs(t).sum()) > 0 for t in jax.tree.leaves(g))
     # other formats run and the quantized act path is used
     for w, a in [
@@ -59,7 +60,7 @@ def test_quantize_dense_all_and_by_pattern(mlp_setup):
         (QuantSpec("binary", axis=-1), QuantSpec("int", bits=8)),
         (QuantSpec("mx", mx_format="mxfp4", block_size=4), None),
     ]:
-        y = quantize_dense(model, w, a).apply(params, x)
+        y = jax.jit(quantize_dense(model, w, a).apply)(params, x)
         assert y.shape == (5, 4) and bool(jnp.all(jnp.isfinite(y)))
 
 

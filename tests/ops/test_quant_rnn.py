@@ -54,9 +54,9 @@ def test_quantized_rnn_converges_to_float(cell):
             static_argnums=0,
         )
     np.testing.assert_allclose(run(None), ref, atol=1e-5)  # no quantization == float
-    errs = [float(jnp.max(jnp.abs(run(bits) - ref))) for bits in (4, 6, 8, 12, 16)]
+    errs = [float(jnp.max(jnp.abs(run(bits) - ref))) for bits in (4, 8, 16)]
     assert all(a > b for a, b in zip(errs, errs[1:])), errs  # monotone in the bit width
-    assert errs[2] < 0.1 and errs[4] < 2e-3, errs
+    assert errs[1] < 0.1 and errs[2] < 2e-3, errs
 
 
 def test_quantized_lstm_state_is_on_grid_and_resumable():
