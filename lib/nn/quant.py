@@ -16,6 +16,8 @@ from lib.ops.binary import sign_ste, xnor_scale
 from lib.ops.quant import fake_quant, fake_quant_fp, fp_max_value, int_scale
 from lib.ops.quant_lsq import lsq_init_step, lsq_quant
 from lib.ops.quant_mx import MX_FORMATS, fake_mx_quantize
+from lib.ops.quant_rnn import quantized_gru, quantized_lstm
+from lib.ops.rnn import LSTMState
 
 KINDS = ("none", "int", "fp", "mx", "binary", "lsq")
 
@@ -155,3 +157,82 @@ def quantized_dense_apply(module, x, kernel, bias, weight: QuantSpec, act: Quant
         x = _maybe_lsq(module, "act_step", x, act)
     y = x @ k.astype(x.dtype)
     return y + bias if bias is not None else y
+
+
+class QuantizedRNN(nn.Module):
+    """LSTM or GRU layer with quantized weights, inputs, activations and recurrent carry.
+
+    Follows the mixer protocol of `lib.nn.registry` (without registering: use it directly):
+    `__call__(x_BxLxD, state=None, return_state=False)`, `init_state`, `step`. Weight layout
+    and maths are `lib.ops.rnn`'s; quantization is `lib.ops.quant_rnn`'s (each `*_bits` None
+    keeps that part in float, so all None is the float cell).
+
+    Attributes:
+      dim: input width and hidden size.
+      cell: "lstm" or "gru".
+      weight_bits, input_bits, act_bits, state_bits: int bits or None.
+      cell_range: LSTM cell-state saturation.
+    """
+
+    dim: int
+    cell: str = "lstm"
+    weight_bits: int | None = 8
+    input_bits: int | None = 8
+    act_bits: int | None = 8
+    state_bits: int | None = 8
+    cell_range: float = 4.0
+
+    def setup(self):
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
+        k = 4 if self.cell == "lstm" else 3
+        init = nn.initializers.uniform(2.0 / self.dim**0.5)
+        shift = lambda key, shape: init(key, shape) - 1.0 / self.dim**0.5  # U(-1/sqrt h, .)
+        self.w_ih = self.param("w_ih", shift, (self.dim, k * self.dim))
+        self.w_hh = self.param("w_hh", shift, (self.dim, k * self.dim))
+        self.b = self.param("b", nn.initializers.zeros, (k * self.dim,))
+
+    def _bits(self):
+        return dict(
+            weight_bits=self.weight_bits,
+            input_bits=self.input_bits,
+            act_bits=self.act_bits,
+            state_bits=self.state_bits,
+        )
+
+    def __call__(self, x_BxLxD, state=None, return_state=False):
+        if self.cell == "lstm":
+            y, final = quantized_lstm(
+                x_BxLxD,
+                self.w_ih,
+                self.w_hh,
+                self.b,
+                cell_range=self.cell_range,
+                initial_state=state,
+                return_final_state=True,
+                **self._bits(),
+            )
+        else:
+            y, final = quantized_gru(
+                x_BxLxD,
+                self.w_ih,
+                self.w_hh,
+                self.b,
+                None,
+                initial_state=state,
+                return_final_state=True,
+                **self._bits(),
+            )
+        y = y.astype(x_BxLxD.dtype)
+        return (y, final) if return_state else y
+
+    def init_state(self, batch_size, dtype=jnp.float32):
+        """Zeros: `LSTMState(h, c)` for the LSTM, `h: [b, dim]` for the GRU."""
+        zeros = jnp.zeros((batch_size, self.dim), jnp.promote_types(dtype, jnp.float32))
+        return LSTMState(zeros, zeros) if self.cell == "lstm" else zeros
+
+    def step(self, state, x_BxD):
+        """One token: `(state, x_t) -> (state, y_t)`; equal to `__call__` position by position
+        when `input_bits` is None (dynamic input scales are per call)."""
+        y, state = self(x_BxD[:, None], state=state, return_state=True)
+        return state, y[:, 0]
