@@ -268,11 +268,17 @@ class _Series(Builder, skip_registration=True):
         window = self.cfg["seq_len"] + 1
         out = {}
         for split, (a, b) in bounds.items():
-            if b - a >= window:
-                out[split] = (
-                    (i, {"series": z[s : s + window, None].astype(np.float32)})
-                    for i, s in enumerate(range(a, b - window + 1, self.cfg["stride"]))
+            if b == a:
+                continue
+            if b - a < window:
+                raise ValueError(
+                    f"the {split} split has {b - a} steps, fewer than seq_len + 1 = {window}; "
+                    f"lower seq_len or raise {split}_fraction"
                 )
+            out[split] = (
+                (i, {"series": z[s : s + window, None].astype(np.float32)})
+                for i, s in enumerate(range(a, b - window + 1, self.cfg["stride"]))
+            )
         return out
 
     @classmethod
@@ -285,6 +291,7 @@ class Sunspots(_Series):
     """Yearly sunspot numbers 1700-2008 (statsmodels.datasets.sunspots)."""
 
     MEMBER, COLUMN = "statsmodels/datasets/sunspots/sunspots.csv", "SUNACTIVITY"
+    DEFAULTS = {**_Series.DEFAULTS, "seq_len": 16}  # the 31-year validation range fits
 
 
 class Co2(_Series):

@@ -130,3 +130,10 @@ def test_real_sktime_and_statsmodels_wheels(tmp_path):
     raw = ts.package_file(ts.STATSMODELS, "statsmodels/datasets/sunspots/sunspots.csv")
     sun = ts.read_csv_column(raw, "SUNACTIVITY")
     assert len(sun) == 309 and sun[0] == 5.0  # 1700-2008; 1700 had 5
+
+
+def test_too_short_split_raises(tmp_path):
+    csv = "YEAR,SUNACTIVITY\n" + "".join(f"{1700 + i},{i}\n" for i in range(40))
+    wheel = _fake_wheel(tmp_path / "sm.whl", {"statsmodels/datasets/sunspots/sunspots.csv": csv})
+    with pytest.raises(ValueError, match="fewer than seq_len"):
+        data.prepare("sunspots", tmp_path, archive=wheel, seq_len=8)
