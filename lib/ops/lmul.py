@@ -100,3 +100,30 @@ def mean_relative_error(approx, x, y):
     approx = np.asarray(approx, np.float64)
     nz = exact != 0
     return float(np.mean(np.abs(approx[nz] - exact[nz]) / np.abs(exact[nz])))
+
+
+def lmul_attention(q, k, v, mantissa_bits: int = 3, *, causal: bool = False):
+    """Softmax attention whose two matmuls (`q k^T` and `p v`) use L-Mul products.
+
+    The paper replaces the attention's multiplications with L-Mul and reports it almost
+    lossless. Softmax and accumulation stay in float32.
+
+    Args:
+      q, k, v: `[b, l, h, d]` (small shapes: products are materialised).
+      mantissa_bits: L-Mul's k.
+      causal: mask future keys.
+
+    Returns:
+      `[b, l, h, d]` float32.
+    """
+    if q.ndim != 4 or k.shape != q.shape or v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"expected q, k, v: [b, l, h, d], got {q.shape}, {k.shape}, {v.shape}")
+    scale = q.shape[-1] ** -0.5
+    qh, kh, vh = (jnp.swapaxes(t, 1, 2) for t in (q, k, v))  # [b, h, l, d]
+    logits = lmul(qh[..., :, None, :], kh[..., None, :, :], mantissa_bits).sum(-1) * scale
+    if causal:
+        length = q.shape[1]
+        logits = jnp.where(jnp.tril(jnp.ones((length, length), bool)), logits, -jnp.inf)
+    p = jax.nn.softmax(logits, axis=-1)
+    out = lmul(p[..., :, :, None], vh[..., None, :, :], mantissa_bits).sum(-2)
+    return jnp.swapaxes(out, 1, 2)

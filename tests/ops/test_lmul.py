@@ -82,3 +82,34 @@ def test_lmul_precision_claims_on_random_normal_operands():
     assert lm4 < 1.25 * e4[1]  # "comparable" to e4m3 with a rounded product
     assert lm4 > e4[0]  # but not at least as precise as the exact e4m3 product
     assert lm4 < lm3  # more mantissa bits, less error
+
+
+def test_lmul_attention_error_characterised():
+    """Row 22's "L-Mul attention is almost lossless", mechanism level only (downstream accuracy
+    is not tested here). Relative error of the causal attention output on N(0, 1) q, k, v
+    ([2, 16, 2, 16], seed 3), L-Mul in both matmuls vs float32, beside plain rounding of the
+    operands (q, k, probabilities, v) to the same mantissa width. Measured:
+    k=2: L-Mul 25% / rounding 9%; k=3: 10% / 5%; k=4: 9.8% / 2.6%; k=7: 4.0% / 0.3%.
+    So L-Mul attention costs more error than rounding to the same width, and the 3-bit L-Mul
+    is slightly worse than e5m2-width (2-bit) rounding (9.1%) on this toy."""
+    from lib.ops.lmul import lmul_attention
+
+    kq, kk, kv = jax.random.split(jax.random.PRNGKey(3), 3)
+    q, k, v = (jax.random.normal(key, (2, 16, 2, 16)) for key in (kq, kk, kv))
+
+    def attn(q, k, v, r=lambda t: t):
+        logits = jnp.einsum("blhd,bmhd->bhlm", r(q), r(k)) / 4.0
+        mask = jnp.tril(jnp.ones((16, 16), bool))
+        p = jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), -1)
+        return jnp.einsum("bhlm,bmhd->blhd", r(p), r(v))
+
+    exact = attn(q, k, v)
+    rel = lambda y: float(jnp.linalg.norm(y - exact) / jnp.linalg.norm(exact))
+    run = jax.jit(lambda a, b, c, m: lmul_attention(a, b, c, m, causal=True), static_argnums=3)
+    err = {m: rel(run(q, k, v, m)) for m in (2, 3, 7)}
+    rnd = {m: rel(attn(q, k, v, lambda t, m=m: round_mantissa(t, m))) for m in (2, 3, 7)}
+    assert err[2] > err[3] > err[7] and err[7] < 0.06, err
+    assert all(err[m] > rnd[m] for m in err), (err, rnd)
+    assert err[3] < 1.5 * rnd[2]  # same order as e5m2-width rounding
+    with pytest.raises(ValueError, match="expected q, k, v"):
+        lmul_attention(q[0], k[0], v[0])
