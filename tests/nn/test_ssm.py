@@ -49,24 +49,24 @@ def _close(a, b, tol=1e-4):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_steps_chaining_and_methods_equal_full_sequence(name):
     model = _model(name)
-    x = _x(7)
+    x = _x(8)
     params = model.init(jax.random.PRNGKey(1), x)
     apply = jax.jit(functools.partial(model.apply, return_state=True))
-    y_full, state_full = apply(params, x)
+    state0 = model.apply(params, x.shape[0], method="init_state")
+    y_full, state_full = apply(params, x, state0)
 
     @jax.jit
     def stream(params, x):
-        state = model.apply(params, x.shape[0], method="init_state")
         step = lambda s, x_t: model.apply(params, s, x_t, method="step")
-        state, ys = jax.lax.scan(step, state, jnp.moveaxis(x, 1, 0))
+        state, ys = jax.lax.scan(step, state0, jnp.moveaxis(x, 1, 0))
         return jnp.moveaxis(ys, 0, 1), state
 
     y_steps, state_steps = stream(params, x)
     _close(y_steps, y_full)
     _close(state_steps, state_full)
-    # two calls carrying the state equal one call
-    y1, s1 = apply(params, x[:, :3])
-    y2, s2 = jax.jit(functools.partial(model.apply, return_state=True))(params, x[:, 3:], s1)
+    # two calls carrying the state equal one call (same shapes: one compilation)
+    y1, s1 = apply(params, x[:, :4], state0)
+    y2, s2 = apply(params, x[:, 4:], s1)
     _close(jnp.concatenate([y1, y2], 1), y_full)
     _close(s2, state_full)
     for method in METHODS[name]:
@@ -79,7 +79,8 @@ def test_causality_by_gradient_and_bfloat16(name):
     x = _x(10, b=1, seed=4)
     params = model.init(jax.random.PRNGKey(5), x)
     g = jax.jit(jax.grad(lambda x: jnp.sum(model.apply(params, x)[:, 4])))(x)
-    assert np.all(np.asarray(g[:, 5:]) == 0)
+    # exactly zero for the scan forms; S4D's FFT form (its "auto") leaks only roundoff
+    assert np.max(np.abs(np.asarray(g[:, 5:]))) <= 1e-6 * np.max(np.abs(np.asarray(g)))
     assert np.any(np.asarray(g[:, :4]) != 0)
     y32 = jax.jit(model.apply)(params, x)
     y16 = jax.jit(model.apply)(params, x.astype(jnp.bfloat16))

@@ -65,7 +65,7 @@ def test_both_forms_match_numpy(length):
         assert _rel(y, y_np) < 1e-5 and _rel(h, h_np) < 1e-5, method
 
 
-@pytest.mark.parametrize("length, with_h0", [(1, True), (37, False), (37, True)])
+@pytest.mark.parametrize("length, with_h0", [(1, False), (37, True)])
 def test_chunked_grads_match_reference(length, with_h0):
     p = _inputs(length, seed=1)
 
@@ -115,8 +115,9 @@ def test_step_equals_full():
     full, last = _call(p, "chunked", chunk_size=4)
     state = ssd_ops.SSDState(h=p["h0"])
     outs = []
+    step = jax.jit(ssd_ops.ssd_step, static_argnames="dt_softplus")
     for t in range(7):
-        state, y_t = ssd_ops.ssd_step(
+        state, y_t = step(
             state, p["x"][:, t], p["dt"][:, t], p["A"], p["B"][:, t], p["C"][:, t], p["D"],
             dt_bias=p["dt_bias"], dt_softplus=True,
         )  # fmt: skip
