@@ -115,6 +115,7 @@ def test_real_kjv():
     assert books["Ge"].startswith("In the beginning God created the heaven and the earth.")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.path.isdir(corpora.AUSTEN_DIR), reason="Debian package r-cran-janeaustenr not installed"
 )
