@@ -209,14 +209,50 @@ def train_and_evaluate(
         )
     writer = metrics_lib.MetricsWriter(workdir, truncate_after=start)
     result = {"step": start}
-    window, last_log_t, last_log_step = [], time.perf_counter(), start
     bar = tqdm(
         total=tc.num_steps,
         initial=start,
         disable=not tc.progress_bar or jax.process_index() != 0,
         dynamic_ncols=True,
     )
+    try:
+        stopped = _train_loop(
+            trainer, state, train_iter, checkpointer, writer, bar, result, start, eval_data
+        )
+    except BaseException:  # a NaN, Ctrl-C twice, a bug: leave the files and threads tidy
+        bar.close()
+        writer.close()
+        checkpointer.close()
+        raise
+    state, step = result.pop("_state"), result["step"]
+    if stopped:
+        return result
+    bar.close()
+    for split, make_iter in (("eval", eval_data), ("test", test_data)):
+        if make_iter is not None:
+            state, em = trainer.evaluate(
+                state, make_iter, tc.eval_batches if split == "eval" else 0
+            )
+            writer.write(step, split, em)
+            result.update({f"{split}_{k}": v for k, v in em.items()})
+    checkpointer.save(step, state, _data_state(train_iter), force=True)
+    checkpointer.close()
+    writer.close()
+    if on_end is not None:
+        result.update(on_end(state, workdir) or {})
+    if tc.plot:
+        metrics_lib.plot_curves(workdir)
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
+            json.dump({k: _jsonable(v) for k, v in result.items()}, f, indent=2)
+    return result
+
+
+def _train_loop(trainer, state, train_iter, checkpointer, writer, bar, result, start, eval_data):
+    """Steps `start + 1 ... num_steps`; fills `result` (with `_state`); True if a signal stopped it."""
+    tc = trainer.config.train
     step = start
+    window, last_log_t, last_log_step = [], time.perf_counter(), start
     with ckpt_lib.StopSignal() as stop:
         for step in range(start + 1, tc.num_steps + 1):
             try:
@@ -250,33 +286,15 @@ def train_and_evaluate(
                 writer.close()
                 name = signal.Signals(stop.received).name if stop.received else "signal"
                 print(f"stopped by {name} at step {step}; checkpoint saved", flush=True)
-                result.update(step=step, interrupted=name)
-                return result
+                result.update(step=step, interrupted=name, _state=state)
+                return True
             if saving:
                 checkpointer.save(step, state, _data_state(train_iter), force=last)
             if eval_data is not None and tc.eval_every and step % tc.eval_every == 0 and not last:
                 state, em = trainer.evaluate(state, eval_data, tc.eval_batches)
                 writer.write(step, "eval", em)
-    bar.close()
-    result["step"] = step
-    for split, make_iter in (("eval", eval_data), ("test", test_data)):
-        if make_iter is not None:
-            state, em = trainer.evaluate(
-                state, make_iter, tc.eval_batches if split == "eval" else 0
-            )
-            writer.write(step, split, em)
-            result.update({f"{split}_{k}": v for k, v in em.items()})
-    checkpointer.save(step, state, _data_state(train_iter), force=True)
-    checkpointer.close()
-    writer.close()
-    if on_end is not None:
-        result.update(on_end(state, workdir) or {})
-    if tc.plot:
-        metrics_lib.plot_curves(workdir)
-    if jax.process_index() == 0:
-        with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
-            json.dump({k: _jsonable(v) for k, v in result.items()}, f, indent=2)
-    return result
+    result.update(step=step, _state=state)
+    return False
 
 
 def _flush(window, step: int) -> dict:
