@@ -5,10 +5,11 @@ import os
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Rows of dicts (same keys) as a Markdown table, floats to 3 significant digits."""
+    """Rows of dicts as a Markdown table (columns: all keys in first-seen order; a row missing
+    a key gets an empty cell), floats to 3 significant digits."""
     if not rows:
         return ""
-    keys = list(rows[0])
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]

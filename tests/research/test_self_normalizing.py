@@ -27,8 +27,10 @@ def test_claim_selu_keeps_activations_normalized_over_32_layers():
 def test_relu_without_normalization_drifts():
     _, var = _stats("relu_lecun")
     assert var[-1] < 1e-3  # variance halves per layer: 0.5^32
-    mu, _ = _stats("relu")
-    assert mu[-1] > 0.3  # He init keeps the scale, but ReLU outputs are not zero-mean
+    mu, var = _stats("relu")
+    # He init keeps the scale roughly, but ReLU outputs are never zero-mean: for a Gaussian
+    # pre-activation mean / std = 0.40 / 0.58 = 0.68 at every layer.
+    assert np.all(mu / np.sqrt(var) > 0.4), mu / np.sqrt(var)
 
 
 def test_batchnorm_batch_statistics_normalize_preactivations():

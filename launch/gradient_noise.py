@@ -1,0 +1,33 @@
+"""Launch the annealed-gradient-noise experiment (Neelakantan et al. 2015).
+
+python -m launch.gradient_noise --config=research/gradient_noise/configs/default.py[:smoke]
+    [--workdir=DIR]
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from launch._report import report
+from research.gradient_noise.experiment import noise_sweep
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "research/gradient_noise/configs/*.py")
+_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
+
+
+def run(c, workdir=None) -> dict:
+    """Run the (init, eta) grid over seeds; returns table name -> rows."""
+    cfg = c.to_dict()
+    cfg["grid"] = {k: list(v) for k, v in cfg["grid"].items()}
+    results = {"noise_sweep": noise_sweep(**cfg)}
+    report(results, workdir)
+    return results
+
+
+def main(argv):
+    del argv
+    run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
