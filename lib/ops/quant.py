@@ -253,7 +253,8 @@ def int_scale(
       bits: 2..16.
       symmetric: scale = max|x| / qmax and zero_point None; else scale = (max - min) /
         (2**b - 1) and an integer zero point putting 0.0 exactly on the grid.
-      axis: None for per-tensor; an int or tuple of ints for per-channel (the axes KEPT, e.g.
+      axis: None for per-tensor; an int or a tuple (not a list: it is a static jit argument)
+        of ints for per-channel (the axes KEPT, e.g.
         axis=-1 for one scale per output column of a `[in, out]` kernel).
       group_size: per-group: `axis` (default -1) is split into groups of this many elements,
         each with its own scale; its size must be divisible by `group_size`.

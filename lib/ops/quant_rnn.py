@@ -11,6 +11,8 @@ study. Formats (each `None` leaves that part in float):
 - the LSTM cell state `c`: fixed point in `[-cell_range, cell_range]`, saturating.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -44,6 +46,17 @@ def _prepare(x, w_ih, w_hh, weight_bits, input_bits):
     return _fq_dynamic(x.astype(jnp.float32), input_bits), w_ih, w_hh
 
 
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "weight_bits",
+        "input_bits",
+        "act_bits",
+        "state_bits",
+        "cell_range",
+        "return_final_state",
+    ),
+)
 def quantized_lstm(
     x,
     w_ih,
@@ -89,6 +102,10 @@ def quantized_lstm(
     return (hs, final) if return_final_state else hs
 
 
+@functools.partial(
+    jax.jit,
+    static_argnames=("weight_bits", "input_bits", "act_bits", "state_bits", "return_final_state"),
+)
 def quantized_gru(
     x,
     w_ih,

@@ -160,7 +160,7 @@ def delta_step(state_BxD, x_BxD, threshold: float):
     return recon, (sent, recon)
 
 
-@functools.partial(jax.jit, static_argnames=("threshold", "return_final_state"))
+@functools.partial(jax.jit, static_argnames=("return_final_state",))
 def delta_layer(x_BxLxD, threshold: float, *, initial_state=None, return_final_state=False):
     """Temporal-sparsity Delta layer over axis 1 (a `lax.scan` of `delta_step`).
 
@@ -169,7 +169,8 @@ def delta_layer(x_BxLxD, threshold: float, *, initial_state=None, return_final_s
 
     Args:
       x_BxLxD: activations over time (any trailing feature shape).
-      threshold: changes with |delta| <= threshold are not transmitted.
+      threshold: a Python float (static under jit); changes with |delta| <= threshold are
+        not transmitted.
       initial_state: `[B, ...]` last reconstruction (default zeros).
 
     Returns:
