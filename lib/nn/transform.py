@@ -137,6 +137,9 @@ def lowrank_dense(
       rank: the rank of every factorized layer (clipped to min(d_in, d_out)), or
       energy: keep this fraction of each kernel's squared singular values instead.
 
+    Kernels stacked by `nn.scan` (`[layers, d_in, d_out]`) are factorized layer by layer with
+    one rank (the largest any layer needs when `energy` is given).
+
     Returns:
       `LowRankModel(apply, params, ranks)`: in `params` each matched Dense holds `u: [d_in, r]`,
       `v: [r, d_out]` (and its `bias`) instead of `kernel`; train them like any params.
@@ -150,11 +153,15 @@ def lowrank_dense(
     for path in paths:
         layer = _get(new["params"], path)
         kernel = layer.pop("kernel")
+        stacked = kernel.reshape((-1,) + kernel.shape[-2:])  # nn.scan stacks layers in front
         if energy is not None:
-            r = rank_for_energy(jnp.linalg.svd(kernel, compute_uv=False), energy)
+            svals = jnp.linalg.svd(stacked, compute_uv=False)
+            r = max(rank_for_energy(s, energy) for s in svals)
         else:
-            r = min(rank, *kernel.shape)
-        layer["u"], layer["v"] = svd_factorize(kernel, r)
+            r = min(rank, *kernel.shape[-2:])
+        u, v = jax.vmap(lambda k, r=r: svd_factorize(k, r))(stacked)
+        layer["u"] = u.reshape(kernel.shape[:-1] + (r,))
+        layer["v"] = v.reshape(kernel.shape[:-2] + (r, kernel.shape[-1]))
         ranks[path] = r
 
     def interceptor(next_fun, a, kw, context):

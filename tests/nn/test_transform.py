@@ -110,3 +110,18 @@ def test_transform_on_lib_model():
     lr = lowrank_dense(model, params, x, pattern="[gu]*", rank=16)
     np.testing.assert_allclose(lr.apply(lr.params, x), y, atol=1e-4)
     assert set(lr.ranks) == {"gate", "up"}
+
+
+def test_transform_on_scanned_sequence_model():
+    sm = pytest.importorskip("lib.nn.sequence_model")
+    model = sm.SequenceModel(dim=16, depth=2, mixer="attention", vocab_size=11, scan_layers=True)
+    x = jnp.arange(10).reshape(2, 5) % 11
+    params = model.init(jax.random.PRNGKey(0), x)
+    paths = matching_dense_paths(model, params, x, pattern="*mlp*")
+    assert paths == ["blocks/mlp/gate", "blocks/mlp/up", "blocks/mlp/down"]
+    y = model.apply(params, x)
+    yq = jax.jit(quantize_dense(model, QuantSpec("int", bits=8, axis=-1), pattern="*mlp*").apply)
+    assert 0 < float(jnp.max(jnp.abs(yq(params, x) - y))) < 0.05 * float(jnp.max(jnp.abs(y)))
+    lr = lowrank_dense(model, params, x, pattern="*mlp*", rank=16)  # full rank: same outputs
+    assert lr.params["params"]["blocks"]["mlp"]["up"]["u"].shape[0] == 2  # stacked layers
+    np.testing.assert_allclose(jax.jit(lr.apply)(lr.params, x), y, atol=1e-4)
