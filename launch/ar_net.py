@@ -10,9 +10,6 @@ from launch._report import report
 from research.ar_net import experiment
 from research.ar_net.model import FitConfig
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "research/ar_net/configs/*.py")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-
 
 def run(c, workdir=None) -> dict:
     """Run all three experiments of config `c`; returns table name -> rows."""
@@ -31,11 +28,14 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main(argv):
-    del argv
-    run(_CONFIG.value, _WORKDIR.value)
+def main():
+    """Command-line entry: flags are defined here, not at import, so tests (and other scripts)
+    can import `run` without absl flag clashes."""
+    config = config_flags.DEFINE_config_file("config", None, "research/ar_net/configs/*.py")
+    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
+    flags.mark_flags_as_required(["config"])
+    app.run(lambda argv: run(config.value, workdir.value))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
+    main()

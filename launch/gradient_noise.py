@@ -10,9 +10,6 @@ from ml_collections import config_flags
 from launch._report import report
 from research.gradient_noise.experiment import noise_sweep
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "research/gradient_noise/configs/*.py")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-
 
 def run(c, workdir=None) -> dict:
     """Run the (init, eta) grid over seeds; returns table name -> rows."""
@@ -23,11 +20,14 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main(argv):
-    del argv
-    run(_CONFIG.value, _WORKDIR.value)
+def main():
+    """Command-line entry: flags are defined here, not at import, so tests (and other scripts)
+    can import `run` without absl flag clashes."""
+    config = config_flags.DEFINE_config_file("config", None, "research/gradient_noise/configs/*.py")
+    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
+    flags.mark_flags_as_required(["config"])
+    app.run(lambda argv: run(config.value, workdir.value))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
+    main()

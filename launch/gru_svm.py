@@ -9,9 +9,6 @@ from ml_collections import config_flags
 from launch._report import report
 from research.gru_svm.experiment import compare_heads
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "research/gru_svm/configs/*.py")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-
 
 def run(c, workdir=None) -> dict:
     """Train both heads over paired seeds; returns table name -> rows."""
@@ -20,11 +17,14 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main(argv):
-    del argv
-    run(_CONFIG.value, _WORKDIR.value)
+def main():
+    """Command-line entry: flags are defined here, not at import, so tests (and other scripts)
+    can import `run` without absl flag clashes."""
+    config = config_flags.DEFINE_config_file("config", None, "research/gru_svm/configs/*.py")
+    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
+    flags.mark_flags_as_required(["config"])
+    app.run(lambda argv: run(config.value, workdir.value))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
+    main()

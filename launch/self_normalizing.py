@@ -10,25 +10,27 @@ from ml_collections import config_flags
 from launch._report import report
 from research.self_normalizing import experiment
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "research/self_normalizing/configs/*.py")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-
 
 def run(c, workdir=None) -> dict:
     """Run both experiments of config `c`; returns table name -> rows."""
-    results = {
-        "activation_statistics": experiment.activation_statistics(**c.stats.to_dict()),
-        "training": experiment.training_comparison(**c.train.to_dict()),
-    }
+    results = {}
+    if c.get("run_stats", True):
+        results["activation_statistics"] = experiment.activation_statistics(**c.stats.to_dict())
+    results["training"] = experiment.training_comparison(**c.train.to_dict())
     report(results, workdir)
     return results
 
 
-def main(argv):
-    del argv
-    run(_CONFIG.value, _WORKDIR.value)
+def main():
+    """Command-line entry: flags are defined here, not at import, so tests (and other scripts)
+    can import `run` without absl flag clashes."""
+    config = config_flags.DEFINE_config_file(
+        "config", None, "research/self_normalizing/configs/*.py"
+    )
+    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
+    flags.mark_flags_as_required(["config"])
+    app.run(lambda argv: run(config.value, workdir.value))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
+    main()

@@ -47,7 +47,7 @@ def activation_statistics(
 
 
 def training_comparison(
-    dataset: str,
+    datasets,
     activations,
     depths,
     width: int,
@@ -57,13 +57,36 @@ def training_comparison(
     dropout_rate: float,
     seeds: int,
 ) -> list[dict]:
-    """Train each (activation, depth) MLP with plain SGD over `seeds`; test accuracy per cell.
+    """Train each (data set, activation, depth) MLP with plain SGD over `seeds`.
+
+    Args:
+      datasets: names for `load_arrays` ("digits", "ucr:gunpoint", ...).
 
     Returns:
-      One row per (activation, depth): mean and std of test accuracy, mean training loss at the
-      end, and how many seeds ended with a non-finite loss.
+      One row per (data set, activation, depth): mean and std of test accuracy, mean training
+      loss at the end, and how many seeds ended with a non-finite loss.
     """
+    rows = []
+    for dataset in datasets:
+        rows += _compare_on(
+            dataset,
+            activations,
+            depths,
+            width,
+            steps,
+            batch_size,
+            learning_rate,
+            dropout_rate,
+            seeds,
+        )
+    return rows
+
+
+def _compare_on(
+    dataset, activations, depths, width, steps, batch_size, learning_rate, dropout_rate, seeds
+):
     x_tr, y_tr, x_te, y_te, k = load_arrays(dataset, seed=0)
+    batch_size = min(batch_size, len(x_tr))
     rows = []
     for depth in depths:
         for act in activations:
@@ -75,7 +98,7 @@ def training_comparison(
                 steps=steps,
                 batch_size=batch_size,
             )
-            res = run_seeds(fit, range(seeds), (x_tr, y_tr, x_te, y_te))
+            res = run_seeds(fit, range(seeds), (x_tr, y_tr, x_te, y_te), vectorize=True)
             acc = np.array([r["test_accuracy"] for r in res])
             loss = np.array([r["final_loss"] for r in res])
             rows.append(

@@ -16,9 +16,13 @@ import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """Args: `arg` = "smoke" for a seconds-long run, else None/"" for the full run."""
+    """Args: `arg` = "smoke" (seconds), "ucr" (the UCR training comparison only), else the full
+    run. UCR sets must be prepared first: `python -m lib.data prepare ucr_gunpoint` (and
+    `ucr_italy_power_demand`, `ucr_arrowhead`)."""
     smoke = arg == "smoke"
+    ucr = ["ucr:gunpoint", "ucr:italy_power_demand", "ucr:arrowhead"]
     c = ml_collections.ConfigDict()
+    c.run_stats = arg != "ucr"
     c.stats = ml_collections.ConfigDict(
         dict(
             activations=["selu", "relu", "relu_bn", "relu_lecun"],
@@ -31,13 +35,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     c.train = ml_collections.ConfigDict(
         dict(
-            # "ucr:<Name>" once lib.data provides UCR sets (see README).
-            dataset="digits",
+            datasets=["digits"] if smoke else ucr if arg == "ucr" else ["digits", *ucr],
             activations=["selu", "relu", "relu_bn"],
             depths=[4] if smoke else [8, 32],
             width=16 if smoke else 64,
             steps=20 if smoke else 1000,
-            batch_size=128,
+            batch_size=32 if arg == "ucr" else 128,
             learning_rate=0.01,
             dropout_rate=0.0,
             seeds=1 if smoke else 3,
