@@ -18,7 +18,13 @@ XLA's FFT at every size measured (orders 16-128, lengths 256-4096; direct is far
 An initial memory `m_0` adds `A_bar^{t+1} m_0`, computed per chunk from a short scan over
 chunk starts.
 Shapes: `u: [b, l, d]`, memory `m: [b, l, d, N]`, state `[b, d, N]`.
+
+`lmu_cell` / `lmu_recurrent` are the original, nonlinear LMU with feedback from the hidden
+state into the memory input (sequential only; no parallel form exists for it).
 """
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -188,6 +194,86 @@ def lmu_memory(
 def lmu_memory_ref(u, a_bar, b_bar, **kwargs):
     """The definition of `lmu_memory` (sequential `lax.scan`)."""
     return lmu_memory(u, a_bar, b_bar, method="ref", **kwargs)
+
+
+class LMUCellState(NamedTuple):
+    """State of the original (nonlinear) LMU cell: hidden `h: [b, d_h]`, memory `m: [b, N]`."""
+
+    h: jax.Array
+    m: jax.Array
+
+
+def lmu_cell(
+    state: LMUCellState,
+    x_t: jax.Array,
+    weights: dict,
+    a_bar,
+    b_bar,
+    *,
+    activation: Callable = jnp.tanh,
+):
+    """One step of Voelker et al.'s LMU with feedback (a scalar memory input `u`):
+
+    `u_t = e_x x_t + e_h h_{t-1} + e_m m_{t-1}`, `m_t = A_bar m_{t-1} + B_bar u_t`,
+    `h_t = act(W_x x_t + W_h h_{t-1} + W_m m_t)`.
+
+    Args:
+      state: `LMUCellState(h: [b, d_h], m: [b, N])`.
+      x_t: input `[b, d_in]`.
+      weights: `e_x: [d_in]`, `e_h: [d_h]`, `e_m: [N]`, `W_x: [d_in, d_h]`, `W_h: [d_h, d_h]`,
+        `W_m: [N, d_h]` (the feedback makes this form sequential only).
+      a_bar, b_bar: discretised system (see `lmu_discretize`).
+      activation: the hidden nonlinearity (swappable).
+
+    Returns:
+      `(new_state, h_t)`.
+    """
+    dtype = state.h.dtype
+    w = {k: jnp.asarray(v, dtype) for k, v in weights.items()}
+    x_t = x_t.astype(dtype)
+    u = x_t @ w["e_x"] + state.h @ w["e_h"] + state.m @ w["e_m"]  # [b]
+    m = state.m @ jnp.asarray(a_bar, dtype).T + u[:, None] * jnp.asarray(b_bar, dtype)
+    h = activation(x_t @ w["W_x"] + state.h @ w["W_h"] + m @ w["W_m"])
+    return LMUCellState(h, m), h
+
+
+def lmu_recurrent(
+    x: jax.Array,
+    weights: dict,
+    a_bar,
+    b_bar,
+    *,
+    initial_state: LMUCellState | None = None,
+    return_final_state: bool = False,
+    activation: Callable = jnp.tanh,
+):
+    """The original LMU (with `h -> u` feedback) over axis 1, a `lax.scan` of `lmu_cell`.
+
+    Args:
+      x: inputs `[b, l, d_in]`; weights, a_bar, b_bar, activation: as `lmu_cell`.
+      initial_state: `LMUCellState`; zeros when None.
+      return_final_state: also return the final `LMUCellState`.
+
+    Returns:
+      `h: [b, l, d_h]` in `x.dtype` (and the final state).
+    """
+    check_rank("x", x, 3)
+    check_shape("weights['W_x']", weights["W_x"], (x.shape[-1], None))
+    d_h, n = weights["W_x"].shape[1], np.shape(b_bar)[0]
+    check_shape("weights['W_m']", weights["W_m"], (n, d_h))
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
+    if initial_state is None:
+        initial_state = LMUCellState(
+            jnp.zeros((x.shape[0], d_h), dtype), jnp.zeros((x.shape[0], n), dtype)
+        )
+    else:
+        check_shape("initial_state.h", initial_state.h, (x.shape[0], d_h))
+        check_shape("initial_state.m", initial_state.m, (x.shape[0], n))
+        initial_state = LMUCellState(*(s.astype(dtype) for s in initial_state))
+    step = lambda s, x_t: lmu_cell(s, x_t, weights, a_bar, b_bar, activation=activation)
+    final, h = jax.lax.scan(step, initial_state, jnp.swapaxes(x, 0, 1))
+    h = jnp.swapaxes(h, 0, 1).astype(x.dtype)
+    return (h, final) if return_final_state else h
 
 
 def lmu_memory_step(m: jax.Array, u_t: jax.Array, a_bar, b_bar):

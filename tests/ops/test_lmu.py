@@ -105,7 +105,7 @@ def test_traced_matrices_work():
 def test_causal_by_gradients(method):
     a_bar, b_bar = lmu.lmu_discretize(4, 8.0)
     u = jax.random.normal(jax.random.PRNGKey(0), (1, 16, 2))
-    g = jax.grad(lambda u: lmu.lmu_memory(u, a_bar, b_bar, method=method)[:, 6].sum())(u)
+    g = jax.jit(jax.grad(lambda u: lmu.lmu_memory(u, a_bar, b_bar, method=method)[:, 6].sum()))(u)
     assert np.all(np.abs(g[:, 7:]) < 1e-6) and np.any(g[:, :7] != 0)
 
 
@@ -122,3 +122,51 @@ def test_bad_inputs_name_the_argument():
         lmu.lmu_memory(u, a_bar, b_bar, method="chunked")
     with pytest.raises(ValueError, match="theta"):
         lmu.lmu_discretize(4, 0.0)
+
+
+def _cell_weights(key, d_in, d_h, n, feedback=True):
+    ks = jax.random.split(key, 6)
+    s = 0.5 if feedback else 0.0
+    return {
+        "e_x": jax.random.normal(ks[0], (d_in,)),
+        "e_h": s * jax.random.normal(ks[1], (d_h,)),
+        "e_m": s * jax.random.normal(ks[2], (n,)) / n,
+        "W_x": jax.random.normal(ks[3], (d_in, d_h)) / np.sqrt(d_in),
+        "W_h": jax.random.normal(ks[4], (d_h, d_h)) / np.sqrt(d_h),
+        "W_m": jax.random.normal(ks[5], (n, d_h)) / np.sqrt(n),
+    }
+
+
+def test_nonlinear_cell_matches_numpy_and_continues_from_state():
+    n, d_in, d_h, length = 5, 3, 4, 12
+    a_bar, b_bar = lmu.lmu_discretize(n, 10.0)
+    w = _cell_weights(jax.random.PRNGKey(0), d_in, d_h, n)
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, length, d_in))
+    wn = {k: np.float64(v) for k, v in w.items()}
+    h, m = np.zeros((2, d_h)), np.zeros((2, n))
+    want = []
+    for t in range(length):
+        xt = np.float64(x[:, t])
+        u = xt @ wn["e_x"] + h @ wn["e_h"] + m @ wn["e_m"]
+        m = m @ a_bar.T + u[:, None] * b_bar
+        h = np.tanh(xt @ wn["W_x"] + h @ wn["W_h"] + m @ wn["W_m"])
+        want.append(h)
+    run = jax.jit(lmu.lmu_recurrent, static_argnames=("return_final_state",))
+    y = run(x, w, a_bar, b_bar)
+    np.testing.assert_allclose(y, np.stack(want, 1), rtol=1e-5, atol=1e-5)
+    y1, s = run(x[:, :5], w, a_bar, b_bar, return_final_state=True)
+    y2 = run(x[:, 5:], w, a_bar, b_bar, initial_state=s)
+    np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), y, rtol=1e-5, atol=1e-6)
+
+
+def test_nonlinear_cell_without_feedback_has_the_parallel_memory():
+    n, d_in, d_h = 6, 3, 4
+    a_bar, b_bar = lmu.lmu_discretize(n, 12.0)
+    w = _cell_weights(jax.random.PRNGKey(0), d_in, d_h, n, feedback=False)
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 30, d_in))
+    _, fin = lmu.lmu_recurrent(x, w, a_bar, b_bar, return_final_state=True)
+    u = (x @ w["e_x"])[..., None]  # [b, l, 1]
+    m = lmu.lmu_memory(u, a_bar, b_bar, method="fft")
+    np.testing.assert_allclose(fin.m, m[:, -1, 0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="W_m"):
+        lmu.lmu_recurrent(x, {**w, "W_m": w["W_m"][:-1]}, a_bar, b_bar)

@@ -19,7 +19,7 @@ def _np_causal_conv(u, k):
     return y
 
 
-@pytest.mark.parametrize("length,ksize", [(1, 1), (1, 5), (37, 37), (37, 8), (20, 50)])
+@pytest.mark.parametrize("length,ksize", [(1, 5), (37, 37), (37, 8), (20, 50)])
 def test_all_forms_match_numpy(length, ksize):
     u = jax.random.normal(jax.random.PRNGKey(length), (2, length, 3))
     k = jax.random.normal(jax.random.PRNGKey(ksize), (ksize, 3))
@@ -119,7 +119,7 @@ def test_bfloat16():
 def test_causal_by_gradients(method):
     u = jax.random.normal(jax.random.PRNGKey(0), (1, 16, 2))
     k = jax.random.normal(jax.random.PRNGKey(1), (16, 2))
-    g = jax.grad(lambda u: long_conv.fft_conv(u, k, method=method)[:, 6].sum())(u)
+    g = jax.jit(jax.grad(lambda u: long_conv.fft_conv(u, k, method=method)[:, 6].sum()))(u)
     assert np.all(np.abs(g[:, 7:]) < 1e-6) and np.any(g[:, :7] != 0)
 
 

@@ -55,8 +55,9 @@ def test_lstm_matches_numpy_loop(with_state):
     c0 = jax.random.normal(jax.random.PRNGKey(3), (b, h)) if with_state else jnp.zeros((b, h))
     state = rnn.LSTMState(h0, c0) if with_state else None
     want_y, want_h, want_c = _np_lstm(*(np.float64(a) for a in (x, w_ih, w_hh, bias, h0, c0)))
+    run = jax.jit(rnn.lstm, static_argnames=("return_final_state", "method"))
     for method in ("ref", "scan"):
-        y, fin = rnn.lstm(
+        y, fin = run(
             x, w_ih, w_hh, bias, initial_state=state, return_final_state=True, method=method
         )
         np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-5)
@@ -71,8 +72,9 @@ def test_gru_matches_numpy_loop(with_state):
     x = jax.random.normal(jax.random.PRNGKey(1), (b, l, d))
     h0 = jax.random.normal(jax.random.PRNGKey(2), (b, h)) if with_state else jnp.zeros((b, h))
     want_y, want_h = _np_gru(*(np.float64(a) for a in (x, w_ih, w_hh, b_ih, b_hh, h0)))
+    run = jax.jit(rnn.gru, static_argnames=("return_final_state", "method"))
     for method in ("ref", "scan"):
-        y, fin = rnn.gru(
+        y, fin = run(
             x,
             w_ih,
             w_hh,
@@ -121,9 +123,10 @@ def test_bfloat16_close_to_float32(cell):
     k = 4 if cell == "lstm" else 3
     ws = _weights(jax.random.PRNGKey(0), d, h, k)
     x = jax.random.normal(jax.random.PRNGKey(1), (b, l, d))
-    want = _call(cell, "ref", x, ws, None)
+    call = jax.jit(_call, static_argnums=(0, 1))
+    want = call(cell, "ref", x, ws, None)
     to_bf16 = lambda a: a.astype(jnp.bfloat16)
-    got = _call(cell, "auto", to_bf16(x), [to_bf16(w) for w in ws], None)
+    got = call(cell, "auto", to_bf16(x), [to_bf16(w) for w in ws], None)
     assert got.dtype == jnp.bfloat16
     np.testing.assert_allclose(got.astype(jnp.float32), want, atol=3e-2)
 
@@ -133,8 +136,7 @@ def test_step_matches_full():
     lw = _weights(jax.random.PRNGKey(0), d, h, 4)
     gw = _weights(jax.random.PRNGKey(1), d, h, 3)
     x = jax.random.normal(jax.random.PRNGKey(2), (b, l, d))
-    y_l = rnn.lstm(x, *lw[:3])
-    y_g = rnn.gru(x, *gw)
+    y_l, y_g = jax.jit(lambda x: (rnn.lstm(x, *lw[:3]), rnn.gru(x, *gw)))(x)
     s = rnn.LSTMState(jnp.zeros((b, h)), jnp.zeros((b, h)))
     g = jnp.zeros((b, h))
     lstm_step, gru_step = jax.jit(rnn.lstm_step), jax.jit(rnn.gru_step)
@@ -150,7 +152,7 @@ def test_causal_by_gradients(cell):
     b, l, d, h, t0 = 1, 12, 2, 3, 5
     ws = _weights(jax.random.PRNGKey(0), d, h, 4 if cell == "lstm" else 3)
     x = jax.random.normal(jax.random.PRNGKey(1), (b, l, d))
-    g = jax.grad(lambda x: _call(cell, "auto", x, ws, None)[:, t0].sum())(x)
+    g = jax.jit(jax.grad(lambda x: _call(cell, "auto", x, ws, None)[:, t0].sum()))(x)
     assert np.all(g[:, t0 + 1 :] == 0)
     assert np.any(g[:, : t0 + 1] != 0)
 

@@ -85,23 +85,35 @@ def test_parallel_forms_match_ref(cell, length, with_state):
             np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4, err_msg=m)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 5, 100])
-def test_log_form_chunk_size_does_not_change_result(chunk_size):
+def test_log_form_chunk_size_does_not_change_result():
     kf, ki, ht, h0 = _inputs(jax.random.PRNGKey(3), 2, 37, 4)
-    want = _jcall("lstm", "ref", kf, ki, ht, h0)
-    got = _jcall("lstm", "log", kf, ki, ht, h0, chunk_size=chunk_size)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    run = jax.jit(
+        lambda *a: (
+            [_call("lstm", "ref", *a)]
+            + [_call("lstm", "log", *a, chunk_size=c) for c in (1, 5, 100)]
+        )
+    )
+    want, *got = run(kf, ki, ht, h0)
+    for g in got:
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6)
 
 
 def test_final_state_and_bfloat16():
     kf, ki, ht, h0 = _inputs(jax.random.PRNGKey(4), 2, 37, 8)
-    want = _jcall("gru", "ref", kf, ki, ht, h0)
-    run = jax.jit(rnn_min.min_gru, static_argnames=("return_final_state", "method"))
-    for m in ("scan", "log"):
-        _, fin = run(kf, ht, initial_state=h0, return_final_state=True, method=m)
-        np.testing.assert_allclose(fin, want[:, -1], rtol=1e-5)
-        bf = [a.astype(jnp.bfloat16) for a in (kf, ki, ht)]
-        got = _jcall("gru", m, *bf, h0)
+    bf = [a.astype(jnp.bfloat16) for a in (kf, ki, ht)]
+
+    @jax.jit
+    def forms():
+        want = rnn_min.min_gru(kf, ht, initial_state=h0, method="ref")
+        out = {}
+        for m in ("scan", "log"):
+            _, fin = rnn_min.min_gru(kf, ht, initial_state=h0, return_final_state=True, method=m)
+            out[m] = (fin, _call("gru", m, *bf, h0))
+        return want, out
+
+    want, out = forms()
+    for m, (fin, got) in out.items():
+        np.testing.assert_allclose(fin, want[:, -1], rtol=1e-5, err_msg=m)
         assert got.dtype == jnp.bfloat16
         np.testing.assert_allclose(got.astype(jnp.float32), want, rtol=2e-2, atol=2e-2)
 
