@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from lib.ops._checks import check_rank
+from lib.ops.quant import fake_quant, int_scale
 
 
 def magnitude_mask(w, sparsity: float, *, axis=None):
@@ -142,6 +143,38 @@ def spatten_head_mask(heads_BxLxHxD, acc_H, keep: int):
         raise ValueError(f"keep must be in [1, {h}], got {keep}")
     mask = jnp.zeros((h,)).at[topk_keep(acc, keep)].set(1.0)
     return mask, acc
+
+
+def spatten_progressive_attention(q, k, v, *, msb_bits=4, full_bits=8, threshold=0.1):
+    """SpAtten's progressive quantization: attend with MSB-only keys/values, and fetch the LSBs
+    (recompute at `full_bits`) only for queries whose attention is flat (max prob < threshold).
+
+    Args:
+      q, k, v: `[B, L, H, D]`; keys and values are quantized per tensor (symmetric int).
+      msb_bits, full_bits: bits of the first fetch and after fetching the LSBs.
+      threshold: a query row whose largest probability is below it refetches.
+
+    Returns:
+      (out `[B, L, H, D]`, refetched `[B, H, L]` bool, bits_fetched_per_kv_element): the last is
+      `msb_bits + (full_bits - msb_bits) * mean(refetched)`, the DRAM-traffic estimate.
+    """
+
+    def quant(t, bits):
+        scale, _ = int_scale(t, bits)
+        return fake_quant(t, bits, scale=scale)
+
+    scale = q.shape[-1] ** -0.5
+
+    def attend(kk, vv):
+        p = jax.nn.softmax(jnp.einsum("blhd,bmhd->bhlm", q, kk) * scale, axis=-1)
+        return p, jnp.einsum("bhlm,bmhd->blhd", p, vv)
+
+    p_msb, out_msb = attend(quant(k, msb_bits), quant(v, msb_bits))
+    _, out_full = attend(quant(k, full_bits), quant(v, full_bits))
+    refetch = jnp.max(p_msb, axis=-1) < threshold  # [B, H, L]
+    out = jnp.where(jnp.swapaxes(refetch, 1, 2)[..., None], out_full, out_msb)
+    bits = msb_bits + (full_bits - msb_bits) * jnp.mean(refetch.astype(jnp.float32))
+    return out, refetch, bits
 
 
 # --- Delta activation layer ----------------------------------------------------------------

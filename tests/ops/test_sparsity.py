@@ -16,6 +16,7 @@ from lib.ops.sparsity import (
     nm_mask,
     nm_sparsify_ste,
     spatten_head_mask,
+    spatten_progressive_attention,
     spatten_prune_tokens,
 )
 
@@ -129,3 +130,26 @@ def test_delta_layer_reference_step_and_sparsity():
     g = jax.grad(lambda a: delta_layer(a, thr)[0].sum())(x)
     np.testing.assert_array_equal(g, 1.0)
     np.testing.assert_allclose(delta_sparsity_loss(x), jnp.mean(jnp.abs(x[:, 1:] - x[:, :-1])))
+
+
+def test_spatten_progressive_quantization():
+    kq, kk, kv = jax.random.split(jax.random.PRNGKey(6), 3)
+    b, l, h, d = 2, 12, 2, 16
+    # half the queries are sharp (large norm -> peaked attention), half are flat
+    q = (
+        jax.random.normal(kq, (b, l, h, d))
+        * jnp.where(jnp.arange(l) % 2 == 0, 3.0, 0.1)[:, None, None]
+    )
+    k = jax.random.normal(kk, (b, l, h, d))
+    v = jax.random.normal(kv, (b, l, h, d))
+    run = jax.jit(spatten_progressive_attention, static_argnames=("msb_bits", "full_bits"))
+    never, r0, bits0 = run(q, k, v, threshold=0.0)
+    always, r1, bits1 = run(q, k, v, threshold=1.01)
+    assert not bool(r0.any()) and bool(r1.all()) and float(bits0) == 4 and float(bits1) == 8
+    out, refetch, bits = run(q, k, v, threshold=0.3)
+    # exactly the flat rows refetch; they get the full-precision output, the others the MSB one
+    flat = jnp.max(jax.nn.softmax(jnp.einsum("blhd,bmhd->bhlm", q, k) / 4.0, -1), -1) < 0.3
+    assert float(jnp.mean(refetch == flat)) > 0.9
+    rows = jnp.swapaxes(refetch, 1, 2)[..., None]
+    np.testing.assert_allclose(out, jnp.where(rows, always, never), atol=1e-6)
+    assert 4 < float(bits) < 8
