@@ -1,0 +1,61 @@
+"""Gated Linear Attention Transformers with Hardware-Efficient Training (Yang et al., 2023),
+small scale.
+
+The experiments reuse the Mamba project's harness (`research.mamba.harness`, `research.mamba.model`):
+`run(config)` runs MQAR recall ("synthetic") or character-level Shakespeare ("lm") for GLA and
+its baselines (`retnet`: fixed per-head decay; `attention`: softmax; `mamba`). `form_outputs`
+gives one GLA language model's logits from its three forms (recurrent scan, chunked, and
+token-by-token decoding) so tests and users can check they agree.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from research.mamba import harness
+from research.mamba.model import EXPERIMENTS, TABLE_KEYS, run_lm, run_synthetic  # noqa: F401
+
+GLA_EXPERIMENTS = ("synthetic", "lm")
+
+
+def run(config) -> list[dict]:
+    """Run `config.experiment` ("synthetic" for MQAR or "lm" for Shakespeare)."""
+    if config.experiment not in GLA_EXPERIMENTS:
+        raise ValueError(f"unknown experiment {config.experiment!r}; expected {GLA_EXPERIMENTS}")
+    return EXPERIMENTS[config.experiment](config)
+
+
+def gla_model(dim: int, depth: int, vocab: int, *, method: str, chunk_size: int = 16, **kw):
+    """A GLA language `SequenceModel` whose mixers all use `lib.ops.linear_attention.gla`
+    with `method` ("ref": the recurrent `lax.scan`, "chunked": chunkwise matmuls)."""
+    mixer_kwargs = {"method": method, "chunk_size": chunk_size, **kw}
+    return harness.make_model("gla", dim, depth, vocab, mixer_kwargs)
+
+
+def form_outputs(tokens_BxL, *, dim=32, depth=2, vocab=16, chunk_size=16, seed=0, **kw):
+    """Logits of one randomly initialised GLA LM computed in three forms.
+
+    Args:
+      tokens_BxL: int tokens `[b, l]`.
+      dim, depth, vocab, chunk_size, **kw: the model (`kw` goes to the GLA mixer).
+      seed: parameter seed.
+    Returns:
+      dict `recurrent`, `chunked`, `step` -> float32 logits `[b, l, vocab]`: the full sequence
+      with the recurrent scan, with the chunked form, and decoded token by token from the
+      zero state with `SequenceModel.step`.
+    """
+    recurrent = gla_model(dim, depth, vocab, method="ref", chunk_size=chunk_size, **kw)
+    chunked = gla_model(dim, depth, vocab, method="chunked", chunk_size=chunk_size, **kw)
+    params = chunked.init(jax.random.key(seed), tokens_BxL)
+
+    def decode(params, tokens):
+        state = recurrent.apply(params, tokens.shape[0], method="init_state")
+        step = lambda s, t: recurrent.apply(params, s, t, method="step")
+        return jax.lax.scan(step, state, tokens.T)[1].transpose(1, 0, 2)
+
+    return {
+        "recurrent": jax.jit(recurrent.apply)(params, tokens_BxL),
+        "chunked": jax.jit(chunked.apply)(params, tokens_BxL),
+        "step": jax.jit(decode)(params, jnp.asarray(tokens_BxL, jnp.int32)),
+    }
