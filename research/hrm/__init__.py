@@ -1,0 +1,1 @@
+"""Hierarchical Reasoning Model (Wang et al. 2025)."""

@@ -1,0 +1,182 @@
+"""Hierarchical Reasoning Model (Wang et al. 2025): slow H and fast L recurrent modules.
+
+A segment runs `cycles` (N) high-level updates, each after `l_steps` (T) low-level updates:
+
+    z_L <- f_L(z_L + z_H + x)   (T times per cycle)
+    z_H <- f_H(z_H + z_L)       (once per cycle)
+
+Every update but the last L step and the last H step runs under `stop_gradient` (the paper's
+one-step gradient approximation: gradients flow only through the final fixed-point step). The
+answer is read from z_H. A Q head on z_H gives (halt, continue) logits for adaptive compute.
+Deep supervision (see `research/hrm/train.py`) runs several segments per example, detaching
+the carried (z_H, z_L) between them, with a loss and an optimizer update after each.
+
+Baselines with the same blocks: `kind="flat"` (one recurrent module holding all the blocks, the
+hierarchy removed, same block evaluations per segment) and `kind="transformer"` (the same
+blocks applied once, no recurrence: a plain bidirectional Transformer of the same size).
+Blocks are bidirectional (the puzzles are grids, not sequences), built from `lib.ops.attention`
+(reference attention without a mask, rotary positions) and `lib.nn.blocks` (RMSNorm, GatedMLP).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lib.nn.blocks import GatedMLP, RMSNorm
+from lib.ops.attention import attention_ref, rotary_embedding
+
+KINDS = ("hrm", "flat", "transformer")
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm bidirectional block: x + attn(norm x), then x + GatedMLP(norm x). [b, l, d]."""
+
+    dim: int
+    num_heads: int = 4
+
+    @nn.compact
+    def __call__(self, x_BxLxD):
+        b, length, d = x_BxLxD.shape
+        hd = d // self.num_heads
+        h = RMSNorm()(x_BxLxD)
+        qkv = nn.Dense(3 * d, use_bias=False, name="qkv")(h).reshape(b, length, 3, -1, hd)
+        pos = jnp.arange(length)
+        q = rotary_embedding(qkv[:, :, 0], pos)
+        k = rotary_embedding(qkv[:, :, 1], pos)
+        o = attention_ref(q, k, qkv[:, :, 2]).reshape(b, length, d)
+        x = x_BxLxD + nn.Dense(d, use_bias=False, name="out")(o)
+        return x + GatedMLP(d)(RMSNorm()(x))
+
+
+class Stack(nn.Module):
+    """`depth` EncoderBlocks in a row."""
+
+    dim: int
+    depth: int
+    num_heads: int = 4
+
+    @nn.compact
+    def __call__(self, x):
+        for i in range(self.depth):
+            x = EncoderBlock(self.dim, self.num_heads, name=f"block{i}")(x)
+        return x
+
+
+class HRM(nn.Module):
+    """HRM and its two same-size baselines over integer grids flattened to [b, l].
+
+    Attributes:
+      vocab_size: input/output tokens.
+      dim, num_heads: width and heads.
+      h_depth, l_depth: blocks in the H and L modules (flat/transformer use h_depth + l_depth).
+      cycles: N, high-level updates per segment.
+      l_steps: T, low-level updates per high-level update.
+      kind: "hrm", "flat" or "transformer".
+    """
+
+    vocab_size: int
+    dim: int = 64
+    num_heads: int = 4
+    h_depth: int = 2
+    l_depth: int = 2
+    cycles: int = 2
+    l_steps: int = 2
+    kind: str = "hrm"
+
+    def setup(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        self.embed = nn.Embed(self.vocab_size, self.dim)
+        if self.kind == "hrm":
+            self.f_l = Stack(self.dim, self.l_depth, self.num_heads)
+            self.f_h = Stack(self.dim, self.h_depth, self.num_heads)
+        else:
+            self.f = Stack(self.dim, self.h_depth + self.l_depth, self.num_heads)
+        self.norm = RMSNorm()
+        self.head = nn.Dense(self.vocab_size)
+        self.q_head = nn.Dense(2, bias_init=nn.initializers.constant(-3.0))
+
+    def flat_steps(self) -> int:
+        """Flat-model updates per segment with the HRM's block evaluations:
+        N (T l_depth + h_depth) / (l_depth + h_depth), at least 1."""
+        evals = self.cycles * (self.l_steps * self.l_depth + self.h_depth)
+        return max(1, round(evals / (self.l_depth + self.h_depth)))
+
+    def init_carry(self, batch: int, length: int):
+        """Zero (z_H, z_L), each [b, l, dim]."""
+        z = jnp.zeros((batch, length, self.dim), jnp.float32)
+        return z, z
+
+    def __call__(self, tokens_BxL, carry=None):
+        """One segment.
+
+        Args:
+          tokens_BxL: int [b, l] puzzle tokens.
+          carry: (z_H, z_L) from the previous segment (None: zeros).
+
+        Returns:
+          (new_carry, logits [b, l, vocab], q_logits [b, 2] = (halt, continue)).
+        """
+        b, length = tokens_BxL.shape
+        x = self.embed(tokens_BxL) * jnp.sqrt(self.dim)
+        z_h, z_l = self.init_carry(b, length) if carry is None else carry
+        sg = jax.lax.stop_gradient
+        if self.kind == "hrm":
+            for n in range(self.cycles):
+                for t in range(self.l_steps):
+                    last_l = n == self.cycles - 1 and t == self.l_steps - 1
+                    z_new = self.f_l(z_l + z_h + x)
+                    z_l = z_new if last_l else sg(z_new)
+                z_new = self.f_h(z_h + z_l)
+                z_h = z_new if n == self.cycles - 1 else sg(z_new)
+        elif self.kind == "flat":
+            steps = self.flat_steps()
+            for s in range(steps):
+                z_new = self.f(z_h + x)
+                z_h = z_new if s == steps - 1 else sg(z_new)
+        else:
+            z_h = self.f(x)
+        h = self.norm(z_h)
+        logits = self.head(h)
+        q = self.q_head(jnp.mean(h, axis=1))
+        return (z_h, z_l), logits, q
+
+
+def make_model(config, vocab_size: int) -> HRM:
+    """The model named by `config.model` (kind, sizes, N, T)."""
+    m = config.model
+    return HRM(
+        vocab_size, m.dim, m.num_heads, m.h_depth, m.l_depth, m.cycles, m.l_steps, kind=m.kind
+    )
+
+
+def segment_loss(logits, q, batch, q_weight: float = 0.5):
+    """Cross-entropy on the masked cells plus BCE of the halt logit against "solved".
+
+    Args:
+      logits: [b, l, vocab]; q: [b, 2]; batch: `targets` int [b, l], `mask` float [b, l].
+      q_weight: weight of the halting loss.
+
+    Returns:
+      (loss, metrics) with `ce`, `cell_accuracy`, `exact_accuracy` (all masked cells right).
+    """
+    targets, mask = batch["targets"], batch["mask"]
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32))
+    nll = -jnp.take_along_axis(logp, targets[..., None], -1)[..., 0]
+    count = jnp.maximum(jnp.sum(mask), 1.0)
+    ce = jnp.sum(nll * mask) / count
+    right = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+    solved = jnp.all((right > 0) | (mask == 0), axis=-1).astype(jnp.float32)
+    halt_bce = jnp.mean(optax_sigmoid_bce(q[:, 0], jax.lax.stop_gradient(solved)))
+    metrics = {
+        "ce": ce,
+        "cell_accuracy": jnp.sum(right * mask) / count,
+        "exact_accuracy": jnp.mean(solved),
+        "halt_bce": halt_bce,
+    }
+    return ce + q_weight * halt_bce, metrics
+
+
+def optax_sigmoid_bce(logits, labels):
+    """Numerically stable binary cross-entropy with logits."""
+    return jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))

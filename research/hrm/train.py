@@ -1,0 +1,133 @@
+"""Hierarchical Reasoning Model (Wang et al. 2025): deep-supervision training and ACT evaluation.
+
+Each batch runs `segments` (M) forward segments; after each one the loss is taken, the
+optimizer steps, and the carried (z_H, z_L) is detached before the next segment (deep
+supervision). At test time an example halts at the first segment whose Q head says halt
+(sigmoid(q_halt) > 0.5), or at M: we report accuracy at M segments and with halting.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lib.train.optim import make_optimizer
+from research.hrm.model import make_model, segment_loss
+
+
+def prepare_data(config):
+    """Prepare `config.data.name` with `builder_kwargs` (rebuilt if prepared with other ones)."""
+    import lib.data
+
+    d = config.data
+    kwargs, data_dir = dict(d.builder_kwargs), d.data_dir or None
+    prepared = lib.data.registry.is_prepared(d.name, data_dir)
+    if not prepared or any(
+        lib.data.info(d.name, data_dir).get("config", {}).get(k) != v for k, v in kwargs.items()
+    ):
+        lib.data.prepare(d.name, data_dir, overwrite=prepared, **kwargs)
+    return lib.data.info(d.name, data_dir)
+
+
+def loader(config, split: str, training: bool):
+    """Batches {inputs, targets, mask} of `split` (endless and shuffled when training)."""
+    import lib.data
+
+    d = config.data
+    return lib.data.load(
+        d.name, split, batch_size=d.batch_size, seed=config.seed, shuffle=training,
+        num_epochs=None if training else 1, data_dir=d.data_dir or None,
+        drop_remainder=training,
+    )  # fmt: skip
+
+
+def num_segments(config) -> int:
+    """M: deep-supervision segments (1 for the non-recurrent Transformer)."""
+    return 1 if config.model.kind == "transformer" else int(config.model.segments)
+
+
+def make_steps(model, tx, q_weight: float):
+    """Jitted (train_segment, eval_segment) functions."""
+
+    def loss_fn(params, carry, batch):
+        carry, logits, q = model.apply({"params": params}, batch["inputs"], carry)
+        loss, metrics = segment_loss(logits, q, batch, q_weight)
+        return loss, (carry, metrics)
+
+    @jax.jit
+    def train_segment(params, opt_state, carry, batch):
+        (_, (carry, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, carry, batch
+        )
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, jax.lax.stop_gradient(carry), metrics
+
+    @jax.jit
+    def eval_segment(params, carry, inputs):
+        carry, logits, q = model.apply({"params": params}, inputs, carry)
+        return carry, jnp.argmax(logits, -1), jax.nn.sigmoid(q[:, 0])
+
+    return train_segment, eval_segment
+
+
+def evaluate(eval_segment, params, batches, segments: int) -> dict:
+    """Cell and exact accuracy after M segments, and with Q-head halting."""
+    cells = exact = act_exact = act_segs = count = cell_count = 0.0
+    for batch in batches:
+        inputs, targets, mask = (np.asarray(batch[k]) for k in ("inputs", "targets", "mask"))
+        carry, halted, act_pred = None, np.zeros(len(inputs), bool), None
+        used = np.full(len(inputs), segments)
+        for m in range(segments):
+            carry, pred, p_halt = eval_segment(params, carry, inputs)
+            pred, p_halt = np.asarray(pred), np.asarray(p_halt)
+            act_pred = pred.copy() if act_pred is None else act_pred
+            fresh = ~halted
+            act_pred[fresh] = pred[fresh]
+            stop = fresh & (p_halt > 0.5)
+            used[stop] = m + 1
+            halted |= stop
+        right = (pred == targets) | (mask == 0)
+        act_right = (act_pred == targets) | (mask == 0)
+        cells += float(((pred == targets) * mask).sum())
+        cell_count += float(mask.sum())
+        exact += float(right.all(-1).sum())
+        act_exact += float(act_right.all(-1).sum())
+        act_segs += float(used.sum())
+        count += len(inputs)
+    return {
+        "cell_accuracy": cells / max(cell_count, 1),
+        "exact_accuracy": exact / max(count, 1),
+        "act_exact_accuracy": act_exact / max(count, 1),
+        "act_mean_segments": act_segs / max(count, 1),
+    }
+
+
+def run(config, log=print) -> dict:
+    """Train `config` and return test metrics (plus parameter count and seconds)."""
+    info = prepare_data(config)
+    model = make_model(config, info["vocab_size"])
+    segments = num_segments(config)
+    tx = make_optimizer(config.optimizer, config.train.num_steps * segments)
+    train_segment, eval_segment = make_steps(model, tx, config.model.q_weight)
+    it = loader(config, "train", True)
+    first = next(it)
+    params = model.init(jax.random.PRNGKey(config.seed), jnp.asarray(first["inputs"]))["params"]
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
+    opt_state = tx.init(params)
+    start = time.time()
+    batch = first
+    for step in range(config.train.num_steps):
+        batch = {k: jnp.asarray(v) for k, v in batch.items()}
+        carry = model.init_carry(*batch["inputs"].shape)
+        for _ in range(segments):
+            params, opt_state, carry, metrics = train_segment(params, opt_state, carry, batch)
+        if config.train.log_every and (step + 1) % config.train.log_every == 0:
+            shown = {k: round(float(v), 4) for k, v in metrics.items()}
+            log(f"step {step + 1}: {shown}")
+        batch = next(it)
+    result = evaluate(eval_segment, params, loader(config, "test", False), segments)
+    result.update(params=int(n_params), seconds=round(time.time() - start, 1))
+    return result
