@@ -1,15 +1,15 @@
 """Character-level Shakespeare language models: GRU, LSTM or a small causal Transformer.
 
   python -m lib.data prepare shakespeare_char
-  python -m launch.train --config=research/baselines/configs/shakespeare.py:transformer \
-      --workdir=/tmp/baselines/shakespeare_transformer
+  python -m launch.train --config=research/baselines/configs/shakespeare.py:gru \
+      --workdir=workdirs/shakespeare_gru
 
 `arg` is a comma-separated list: the model (`gru`, `lstm`, `transformer`; default transformer)
 and optionally `smoke` (a few steps of a tiny model, seconds on a CPU).
 
-The default (transformer) is the README's main job: 4 layers of width 128, sequences of 128
-characters, 1,000 steps of 32 sequences, on a 2-core CPU in about 5 minutes; it should reach about
-2.1 bits per character on the test split (see research/baselines/README.md for measurements).
+`gru` is the README's main job (scripts/main.sh): one GRU layer of width 256, 800 steps of 32
+sequences of 128 characters, 211 CPU-seconds; it reached 2.248 test bits per character. The
+transformer (3 layers of width 128) reached 2.530 in 466 CPU-seconds (research/baselines/README.md).
 """
 
 from lib.train.config import base_config
