@@ -27,7 +27,7 @@ CONFIGS = [
 def test_step_and_prefill_equal_full(cls, kwargs):
     module = cls(dim=16, num_heads=4, max_len=12, **kwargs)
     x = jax.random.normal(jax.random.key(0), (2, 11, 16))
-    variables = module.init(jax.random.key(1), x)
+    variables = jax.jit(module.init)(jax.random.key(1), x)
 
     @jax.jit
     def run(variables, x):
@@ -46,7 +46,7 @@ def test_step_and_prefill_equal_full(cls, kwargs):
 def test_causality_by_gradients(cls, kwargs):
     module = cls(dim=8, num_heads=2, max_len=16, **kwargs)
     x = jax.random.normal(jax.random.key(0), (1, 10, 8))
-    variables = module.init(jax.random.key(1), x)
+    variables = jax.jit(module.init)(jax.random.key(1), x)
     t = 5
     g = jax.jit(jax.grad(lambda x: module.apply(variables, x)[:, t].sum()))(x)
     assert np.all(np.asarray(g[:, t + 1 :]) == 0)

@@ -31,7 +31,7 @@ def test_gated_mlp_is_swiglu():
 def test_prenorm_block_composition_and_step():
     block = PreNormBlock(dim=8, mixer="attention", mixer_kwargs={"num_heads": 2, "max_len": 8})
     x = jax.random.normal(jax.random.key(0), (2, 7, 8))
-    variables = block.init(jax.random.key(1), x)
+    variables = jax.jit(block.init)(jax.random.key(1), x)
     p = variables["params"]
     # norm -> mixer -> residual -> norm -> MLP -> residual, by hand from the submodules
     norm, mlp = RMSNorm(), GatedMLP(8)

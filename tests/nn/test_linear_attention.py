@@ -22,7 +22,7 @@ MIXERS = [
 
 def _init(module, x):
     """Init, then perturb every parameter so zero-initialised LoRA paths are exercised too."""
-    variables = module.init(jax.random.key(1), x)
+    variables = jax.jit(module.init)(jax.random.key(1), x)
     leaves, tree = jax.tree.flatten(variables)
     keys = jax.random.split(jax.random.key(2), len(leaves))
     noisy = [p + 0.1 * jax.random.normal(key, p.shape) for p, key in zip(leaves, keys)]

@@ -26,7 +26,7 @@ def _decode(model, variables, tokens):
 def test_step_decoding_equals_full_forward(scan_layers):
     model = SequenceModel(**KW, scan_layers=scan_layers)
     tokens = _tokens()
-    variables = model.init(jax.random.key(0), tokens)
+    variables = jax.jit(model.init)(jax.random.key(0), tokens)
 
     @jax.jit
     def run(variables):
@@ -42,7 +42,7 @@ def test_step_decoding_equals_full_forward(scan_layers):
 def test_scan_and_remat_match_plain_stack():
     tokens = _tokens()
     plain = SequenceModel(**KW)
-    variables = plain.init(jax.random.key(0), tokens)
+    variables = jax.jit(plain.init)(jax.random.key(0), tokens)
     p = variables["params"]
     stacked = {k: v for k, v in p.items() if not k.startswith("block_")}
     stacked["blocks"] = jax.tree.map(lambda a, b: jnp.stack([a, b]), p["block_0"], p["block_1"])
@@ -78,7 +78,7 @@ def test_causality_by_gradients_through_embeddings():
         dim=8, depth=2, num_outputs=3, mixer="attention", mixer_kwargs={"num_heads": 2}
     )
     x = jax.random.normal(jax.random.key(0), (1, 8, 5))
-    variables = model.init(jax.random.key(1), x)
+    variables = jax.jit(model.init)(jax.random.key(1), x)
     t = 4
     g = jax.jit(jax.grad(lambda x: model.apply(variables, x)[:, t].sum()))(x)
     assert np.all(np.asarray(g[:, t + 1 :]) == 0) and np.any(np.asarray(g[:, t]) != 0)
@@ -97,26 +97,29 @@ def test_classify_pooling():
             mixer="attention",
             mixer_kwargs={"num_heads": 2},
         )
-        variables = model.init(jax.random.key(1), x)
-        out = model.apply(variables, x, mask=mask)
+        variables = jax.jit(model.init)(jax.random.key(1), x)
+        apply = jax.jit(model.apply)
+        out = apply(variables, x, mask=mask)
         assert out.shape == (2, 4)
         # causal model: a sequence of 3 valid tokens classifies like its 3-token prefix
-        short = model.apply(variables, x[1:, :3], mask=mask[1:, :3])
+        short = apply(variables, x[1:, :3], mask=mask[1:, :3])
         np.testing.assert_allclose(out[1], short[0], rtol=1e-5, atol=1e-5)
         if pool == "last":
-            np.testing.assert_allclose(model.apply(variables, x)[0], out[0], rtol=1e-6)
+            np.testing.assert_allclose(apply(variables, x)[0], out[0], rtol=1e-6)
 
 
 def test_generate_greedy_matches_argmax_of_full_pass():
     model = SequenceModel(**KW)
     prompt = _tokens(length=3)
-    variables = model.init(jax.random.key(0), prompt)
-    out = generate(model, variables, prompt, 4)
+    variables = jax.jit(model.init)(jax.random.key(0), prompt)
+    out = jax.jit(lambda v, p: generate(model, v, p, 4))(variables, prompt)
     assert out.shape == (2, 7)
     np.testing.assert_array_equal(out[:, :3], prompt)
-    logits = model.apply(variables, out)
+    logits = jax.jit(model.apply)(variables, out)
     np.testing.assert_array_equal(out[:, 3:], jnp.argmax(logits[:, 2:-1], -1))
-    sampled = generate(model, variables, prompt, 4, rng=jax.random.key(5), temperature=1.0)
+    sampled = jax.jit(
+        lambda v, p: generate(model, v, p, 4, rng=jax.random.key(5), temperature=1.0)
+    )(variables, prompt)
     assert sampled.shape == (2, 7) and int(sampled.max()) < 11
 
 
