@@ -62,6 +62,7 @@ def test_causality_by_gradients(cls, kwargs):
     assert np.any(np.asarray(g[:, t]) != 0)
 
 
+@pytest.mark.slow
 def test_registry_and_sequence_model_decoding():
     assert get_mixer("gla") is GLA and get_mixer("retnet") is RetNet
     assert get_mixer("rwkv6") is RWKV6TimeMix

@@ -39,6 +39,7 @@ def test_step_decoding_equals_full_forward(scan_layers):
     np.testing.assert_allclose(steps, plain, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_scan_and_remat_match_plain_stack():
     tokens = _tokens()
     plain = SequenceModel(**KW)
