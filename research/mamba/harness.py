@@ -93,7 +93,7 @@ def count_params(model, length: int = 8) -> int:
     return int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
 
 
-def dim_for_params(mixer, target, depth, vocab, mixer_kwargs=None, multiple=16) -> int:
+def dim_for_params(mixer, target, depth, vocab, mixer_kwargs=None, multiple=8) -> int:
     """The width (a multiple of `multiple`) whose model has the parameter count nearest
     `target`: models compared "at equal parameters" use it."""
     best, best_gap = multiple, None
