@@ -12,7 +12,7 @@ Imports every module in benchmarks/mixer_cases/. Each exposes `CASES`, a list of
 
 (`forms` may also be a zero-arg function returning that dict, so a case file builds its
 arrays only when the harness reaches it). For every op and length it prints the median time
-of each form after one warm-up call, marks the automatic choice with `*`, and flags rows where
+of each form after one warm-up call (repetitions interleaved across forms), marks the automatic choice with `*`, and flags rows where
 auto is more than 10% slower than the fastest form. The table, with the date and device, is
 appended to benchmarks/results/mixers_cpu.md.
 """
@@ -46,14 +46,17 @@ def load_cases(only=None):
     return out
 
 
-def median_ms(fn, reps):
-    jax.block_until_ready(fn())  # compile + warm up
-    times = []
+def median_ms(forms, reps):
+    """{form: median ms}; reps are interleaved across forms so load swings hit all alike."""
+    for fn in forms.values():
+        jax.block_until_ready(fn())  # compile + warm up
+    times = {name: [] for name in forms}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for name, fn in forms.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def run(cases, reps, ops=None):
@@ -64,7 +67,7 @@ def run(cases, reps, ops=None):
             if ops and case["op"] not in ops:
                 continue
             forms = case["forms"]() if callable(case["forms"]) else case["forms"]
-            times = {name: median_ms(fn, reps) for name, fn in forms.items()}
+            times = median_ms(forms, reps)
             best = min(times.values())
             auto = case.get("auto")
             slow = auto in times and times[auto] > SLACK * best

@@ -28,11 +28,10 @@ from jax import lax
 from lib.ops._checks import check_method, check_rank, on_accelerator
 
 METHODS = ("auto", "scan", "associative", "chunked", "pallas")
-# From benchmarks/mixers_cpu.py (forward+backward, 2-core CPU, see benchmarks/results): for
-# real inputs the associative scan wins from ~1k steps (3x at 2048) and ties below; for complex
-# inputs XLA:CPU's associative scan is ~20x slower than the loop, so the loop wins everywhere.
-# On accelerators the parallel forms win (the Pallas kernel where one is available).
-_AUTO_CPU_ASSOCIATIVE_FROM = 1024
+# From benchmarks/mixers_cpu.py (forward+backward, 2-core CPU, interleaved repetitions; see
+# benchmarks/results/mixers_cpu.md): on XLA:CPU the sequential loop ties or beats the parallel
+# forms for real inputs up to the lengths measured (2048), and beats them 2-4x for complex
+# inputs, so "auto" is the loop there. On accelerators the parallel forms win.
 _AUTO_ACCEL = "chunked"
 
 
@@ -153,12 +152,7 @@ def resolve_method(method: str, length: int, *, complex_input: bool = False) -> 
     check_method(method, METHODS)
     accel = on_accelerator()
     if method == "auto":
-        if accel:
-            method = _AUTO_ACCEL
-        elif complex_input or length < _AUTO_CPU_ASSOCIATIVE_FROM:
-            method = "scan"
-        else:
-            method = "associative"
+        method = _AUTO_ACCEL if accel else "scan"
     if method == "pallas" and (not accel or complex_input):
         method = "chunked"
     return method

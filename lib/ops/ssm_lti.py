@@ -110,6 +110,7 @@ def discretize(Lambda, B, dt, method: str = "zoh"):
 
 
 _FFT_MAX_ELEMENTS = 2**24  # the FFT form materialises Lambda_bar^k as [d, n, l] complex64
+_FFT_MIN_LENGTH = 512
 
 
 def resolve_s4d_method(method: str, length: int, states: int = 1, segments: bool = False) -> str:
@@ -121,9 +122,9 @@ def resolve_s4d_method(method: str, length: int, states: int = 1, segments: bool
     check_method(method, METHODS + ("fft",))
     if method != "auto":
         return method
-    # The FFT form was fastest on the CPU at every length measured (benchmarks/results), as
-    # long as its [d, n, l] Vandermonde fits the budget.
-    if not segments and states * length <= _FFT_MAX_ELEMENTS:
+    # On the CPU the FFT form wins from a few hundred steps (2-4x at 2048) and the loop below
+    # (benchmarks/results/mixers_cpu.md), as long as its [d, n, l] Vandermonde fits the budget.
+    if not segments and length >= _FFT_MIN_LENGTH and states * length <= _FFT_MAX_ELEMENTS:
         return "fft"
     return scan_resolve("auto", length, complex_input=True)
 
