@@ -196,9 +196,9 @@ def gla(
       initial_state: `[b, h, dk, dv]` state before the first position (default zeros).
       return_final_state: also return the state after the last position (float32).
       chunk_size: chunk length of the chunked form (the result does not depend on it).
-      method: "ref" (`lax.scan`), "chunked" (matmuls per chunk), "pallas" (the accelerator kernel
-        in `lib.kernels`, falling back to "chunked" when it or an accelerator is missing), or
-        "auto" (see `_auto_method`).
+      method: "ref" (`lax.scan`), "chunked" (matmuls per chunk), "pallas" (the kernel in
+        `lib.kernels.gla`, on a GPU/TPU and without `segment_ids`; "chunked" otherwise), or
+        "auto" ("pallas" where it applies, else see `_auto_method`).
       segment_ids: optional `[b, l]` ints; the state resets to zero wherever the id changes
         (packed sequences). `initial_state` belongs to the first segment.
     Returns:
@@ -209,19 +209,18 @@ def gla(
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size!r}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if method == "auto" and on_accelerator() and segment_ids is None and q.shape[1] > 8:
+        method = "pallas"
     if method == "pallas":
-        method = "chunked"
-        if on_accelerator():
-            try:
-                from lib.kernels import gla as kernel  # noqa: PLC0415 (optional)
-            except ImportError:
-                kernel = None
-            if kernel is not None and hasattr(kernel, "gla"):
-                return kernel.gla(
-                    q, k, v, g, scale=scale, initial_state=initial_state,
-                    return_final_state=return_final_state, chunk_size=chunk_size,
-                    segment_ids=segment_ids,
-                )  # fmt: skip
+        if on_accelerator() and segment_ids is None:
+            from lib.kernels.gla import gla_pallas  # noqa: PLC0415 (accelerator-only path)
+
+            return gla_pallas(
+                q, k, v, g, scale=scale, initial_state=initial_state,
+                return_final_state=return_final_state,
+                chunk_size=max(16, -(-chunk_size // 16) * 16),
+            )  # fmt: skip
+        method = "chunked"  # no accelerator, or resets (the kernel has none): the XLA form
     if method == "auto":
         method = _auto_method(q.shape[1], q.shape[-1] * v.shape[-1], g.ndim == 3)
     if method == "ref":

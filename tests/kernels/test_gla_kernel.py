@@ -83,3 +83,16 @@ def test_chunk_size_does_not_change_result_and_bad_chunk_rejected():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="sub_chunk"):
         gla_pallas(q, k, v, g, chunk_size=24, sub_chunk=16)
+
+
+def test_kernel_equals_the_ops_reference():
+    """The kernel against lib.ops' own `gla(method="ref")`, the op it serves on accelerators."""
+    from lib.ops.linear_attention import gla
+
+    q, k, v, g, s0 = make(jax.random.PRNGKey(9), 2, 21, 2, 8, 4)
+    o_k, s_k = gla_pallas(
+        q, k, v, g, initial_state=s0, return_final_state=True, chunk_size=16, sub_chunk=8
+    )
+    o_r, s_r = gla(q, k, v, g, initial_state=s0, return_final_state=True, method="ref")
+    np.testing.assert_allclose(o_k, o_r, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(s_k, s_r, rtol=1e-4, atol=1e-4)

@@ -74,3 +74,15 @@ def test_defaults_and_bfloat16():
     y_r, _ = reference(u, jax.nn.softplus(delta), A, B, C, 0.0, None, None, h0)
     assert y.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(y, np.float32), y_r, rtol=3e-2, atol=3e-2)
+
+
+def test_kernel_equals_the_ops_reference():
+    """The kernel against lib.ops' own `selective_scan(method="scan")`."""
+    from lib.ops.ssm import selective_scan
+
+    u, delta, A, B, C, D, z, bias, h0 = make(jax.random.PRNGKey(11), 2, 19, 8, 4)
+    kw = dict(z=z, delta_bias=bias, delta_softplus=True, initial_state=h0, return_final_state=True)
+    y_k, h_k = selective_scan_pallas(u, delta, A, B, C, D, chunk=8, block_d=4, **kw)
+    y_r, h_r = selective_scan(u, delta, A, B, C, D, method="scan", **kw)
+    np.testing.assert_allclose(y_k, y_r, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(h_k, h_r, rtol=1e-4, atol=1e-4)
