@@ -73,6 +73,9 @@ def generate_ar_process(
 ) -> np.ndarray:
     """Simulate `length` steps of the AR process with coefficients `coeffs`.
 
+    A seeded front end to `lib.data.dynamics.ar_process` (the simulator behind the `ar_process`
+    data set), so the project and the data registry generate series the same way.
+
     Args:
       coeffs: `w: [p]` (lag 1 first).
       length: number of samples returned.
@@ -83,15 +86,10 @@ def generate_ar_process(
     Returns:
       `y: [length]` float64.
     """
+    from lib.data.dynamics import ar_process
+
     coeffs = np.asarray(coeffs, np.float64)
-    p = coeffs.shape[0]
-    rng = np.random.default_rng(seed)
-    e = rng.normal(0.0, noise_std, length + burn_in)
-    y = np.zeros(length + burn_in + p)
-    for t in range(length + burn_in):
-        # y[t + p] depends on y[t + p - 1], ..., y[t] (newest first).
-        y[t + p] = coeffs @ y[t : t + p][::-1] + e[t]
-    return y[p + burn_in :]
+    return ar_process(np.random.default_rng(seed), coeffs, length, noise_std, burn_in)
 
 
 def lagged_windows(y: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
