@@ -15,11 +15,21 @@ import optax
 
 from lib.train.optim import make_optimizer
 from research.hrm.model import make_model, segment_loss
+from research.hrm.sudoku4 import batches, make_split
+
+_SUDOKU4 = {}
 
 
 def prepare_data(config):
-    """Prepare `config.data.name` with `builder_kwargs` (rebuilt if prepared with other ones)."""
+    """Prepare `config.data.name` with `builder_kwargs` (rebuilt if prepared with other ones).
+    "sudoku4" is built in memory by `research.hrm.sudoku4`."""
     import lib.data
+
+    if config.data.name == "sudoku4":
+        key = tuple(sorted(config.data.builder_kwargs.items())) + (config.seed,)
+        if key not in _SUDOKU4:
+            _SUDOKU4[key] = make_split(**dict(config.data.builder_kwargs), seed=config.seed)
+        return {"vocab_size": 5, "data": _SUDOKU4[key]}
 
     d = config.data
     kwargs, data_dir = dict(d.builder_kwargs), d.data_dir or None
@@ -36,6 +46,9 @@ def loader(config, split: str, training: bool):
     import lib.data
 
     d = config.data
+    if d.name == "sudoku4":
+        data = prepare_data(config)["data"]["test" if split != "train" else "train"]
+        return batches(data, d.batch_size, config.seed, training)
     return lib.data.load(
         d.name, split, batch_size=d.batch_size, seed=config.seed, shuffle=training,
         num_epochs=None if training else 1, data_dir=d.data_dir or None,

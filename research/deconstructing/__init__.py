@@ -1,0 +1,1 @@
+"""Deconstructing recurrence, attention and gating (forecasting dynamical systems)."""
