@@ -1,4 +1,4 @@
-"""Deconstructing recurrence, attention and gating (Zhang, Liu & Brunton et al. 2022).
+"""Deconstructing recurrence, attention and gating (Heidenreich, Vlachas & Koumoutsakos 2024).
 
 One next-step forecaster whose blocks switch three components on or off as hyper-parameters:
 

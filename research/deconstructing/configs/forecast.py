@@ -1,4 +1,4 @@
-"""Deconstructing recurrence, attention and gating (2022): next-step forecasting, small scale.
+"""Deconstructing recurrence, attention and gating (Heidenreich et al. 2024): forecasting.
 
 Command (all six variants on one data set; about 3-6 minutes on a loaded 2-core CPU):
 
