@@ -46,7 +46,7 @@ def test_smoke_run(tmp_path):
     from research.deconstructing.configs.forecast import get_config
     from research.deconstructing.model import build
 
-    config = get_config("sunspots,gru_attention,smoke")
+    config = get_config("lorenz96,gru_attention,smoke")
     config.data.data_dir = str(tmp_path / "data")
     result = train_and_evaluate(config, str(tmp_path / "run"), **build(config))
     assert np.isfinite(result["test_loss"]) and result["step"] == config.train.num_steps

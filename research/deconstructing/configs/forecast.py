@@ -57,10 +57,10 @@ def get_config(arg: str = "lorenz96,gru") -> ml_collections.ConfigDict:
         c.model.dim = 8
         c.model.depth = 1
         c.model.num_heads = 2
-        c.data.batch_size = 4
+        c.data.batch_size = 8  # divides over the 8 simulated test devices
         if data != "sunspots":
             c.data.builder_kwargs = ml_collections.ConfigDict(
-                {"num_train": 8, "num_validation": 4, "num_test": 4, "num_steps": 16,
+                {"num_train": 8, "num_validation": 8, "num_test": 8, "num_steps": 16,
                  "burn_in": 20}
             )  # fmt: skip
         c.optimizer.warmup_steps = 1
