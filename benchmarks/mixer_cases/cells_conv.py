@@ -85,10 +85,10 @@ def _case(op, length, make, auto, **kw):
 CASES = []
 for _L in LENGTHS:
     CASES += [
-        _case("lstm", _L, _lstm, "scan"),
-        _case("gru", _L, _gru, "scan"),
+        _case("lstm", _L, _lstm, rnn.resolve_method("auto", _L)),
+        _case("gru", _L, _gru, rnn.resolve_method("auto", _L)),
         _case("min_gru", _L, _min_gru, "scan"),
-        _case("egru", _L, _egru, "scan"),
+        _case("egru", _L, _egru, rnn.resolve_method("auto", _L)),
         _case("lmu_memory", _L, _lmu, lmu.resolve_method("auto", _L)),
         _case("fft_conv K=L", _L, _long_conv, long_conv.resolve_method("auto", _L)),
         _case("fft_conv K=16", _L, _long_conv, long_conv.resolve_method("auto", 16), ksize=16),

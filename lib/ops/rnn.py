@@ -22,10 +22,24 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
 
 Act = Callable[[jax.Array], jax.Array]
 METHODS = ("auto", "ref", "scan")
+
+# Measured on an idle 2-core CPU (benchmarks/results/mixers_cpu.md, 2026-11-23, b=4 d=h=64):
+# the hoisted projection wins at L=256 (lstm 5.9 vs 6.8 ms) but loses from L=2048 on
+# (lstm 64.6 vs 58.2, gru 57.4 vs 52.2, egru 67.7 vs 53.5 ms): its [b, l, k*h] buffer costs
+# more memory traffic than the per-step matmul saves. Accelerators always hoist.
+HOIST_MAX_LENGTH_CPU = 1024
+
+
+def resolve_method(method: str, length: int) -> str:
+    """The form `method="auto"` runs for a sequence of `length` steps ("ref" or "scan")."""
+    check_method(method, METHODS)
+    if method != "auto":
+        return method
+    return "scan" if on_accelerator() or length < HOIST_MAX_LENGTH_CPU else "ref"
 
 
 class LSTMState(NamedTuple):
@@ -170,7 +184,7 @@ def lstm(
     Returns:
       `h: [b, l, h]` in `x.dtype`, and the final state when `return_final_state`.
     """
-    check_method(method, METHODS)
+    method = resolve_method(method, x.shape[1] if x.ndim >= 2 else 0)
     hidden = _check_weights(x, w_ih, w_hh, 4, {"b": b})
     dtype = _carry_dtype(x.dtype)
     bsz = x.shape[0]
@@ -219,7 +233,7 @@ def gru(
     Returns:
       `h: [b, l, h]` in `x.dtype`, and the final state when `return_final_state`.
     """
-    check_method(method, METHODS)
+    method = resolve_method(method, x.shape[1] if x.ndim >= 2 else 0)
     hidden = _check_weights(x, w_ih, w_hh, 3, {"b_ih": b_ih, "b_hh": b_hh})
     dtype = _carry_dtype(x.dtype)
     bsz = x.shape[0]

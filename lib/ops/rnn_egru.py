@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops.rnn import resolve_method
 from lib.ops.spiking import spike_fn
 
 METHODS = ("auto", "ref", "scan")
@@ -126,6 +127,7 @@ def egru(
     """
     check_method(method, METHODS)
     check_rank("x", x, 3)
+    method = resolve_method(method, x.shape[1])
     check_rank("w_hh", w_hh, 2)
     hidden = w_hh.shape[0]
     check_shape("w_ih", w_ih, (x.shape[-1], 3 * hidden))

@@ -195,3 +195,14 @@ def test_bad_inputs_name_the_argument():
         rnn.gru(x, gw[0], gw[1][:, :-1])
     with pytest.raises(ValueError, match="initial_state"):
         rnn.gru(x, *gw, initial_state=jnp.zeros((2, 5)))
+
+
+def test_auto_hoists_the_projection_only_for_short_sequences_on_cpu():
+    """`auto` follows the idle-CPU measurement in benchmarks/results/mixers_cpu.md."""
+    from lib.ops.rnn import resolve_method
+
+    assert resolve_method("auto", 256) == "scan"
+    assert resolve_method("auto", 4096) == "ref"
+    assert resolve_method("scan", 4096) == "scan"
+    with pytest.raises(ValueError, match="method"):
+        resolve_method("fast", 10)
