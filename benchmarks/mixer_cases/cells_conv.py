@@ -92,6 +92,6 @@ for _L in LENGTHS:
         _case("lmu_memory", _L, _lmu, lmu.resolve_method("auto", _L)),
         _case("fft_conv K=L", _L, _long_conv, long_conv.resolve_method("auto", _L)),
         _case("fft_conv K=16", _L, _long_conv, long_conv.resolve_method("auto", 16), ksize=16),
-        _case("fsmn", _L, _fsmn, tcn.resolve_method("auto", depthwise=True)),
-        _case("tcn", _L, _tcn, tcn.resolve_method("auto", depthwise=False)),
+        _case("fsmn", _L, _fsmn, tcn.resolve_method("auto", depthwise=True, length=_L)),
+        _case("tcn", _L, _tcn, tcn.resolve_method("auto", depthwise=False, length=_L)),
     ]

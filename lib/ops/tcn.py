@@ -4,8 +4,11 @@
 `w: [K, c_in, c_out]` (a full conv) or `w: [K, c]` (depthwise); `w[0]` multiplies the current
 input, as in `lib.ops.long_conv`. Forms (`method=`): "ref" (a `lax.scan` over taps of
 shifted products, the definition) and "conv" (`lax.conv_general_dilated` with `rhs_dilation`).
-"auto" picks "conv", except for depthwise kernels on the CPU, where XLA's grouped convolution
-was 1-4x slower than the tap scan (benchmarks/mixer_cases/cells_conv.py, "fsmn" rows).
+"auto" picks "conv" on an accelerator. On the CPU it picks by length, measured on an idle
+2-core machine (benchmarks/mixer_cases/cells_conv.py, "fsmn" and "tcn" rows, 15 reps): the tap
+scan wins below 384 steps for full convs (0.67 vs 0.69 ms at 128, 1.14 vs 1.29 at 256, then
+1.74 vs 1.23 at 512) and below 3072 steps for depthwise ones, where XLA's grouped convolution
+is slow (1.6 vs 3.1 ms at 256, 15.1 vs 15.8 at 2048, 33 vs 29 at 4096).
 
 `tcn` stacks such layers with dilations `1, 2, 4, ...` (receptive field
 `1 + (K-1)(2^n - 1)`): `x <- x + act(conv_l(x) + b_l)` (residual) or `x <- act(...)`.
@@ -65,11 +68,16 @@ def _conv(x, w, dilation):
     )
 
 
-def resolve_method(method: str, *, depthwise: bool) -> str:
-    """The concrete form `method` stands for (see the module docstring)."""
+CPU_REF_BELOW = {False: 384, True: 3072}  # depthwise -> length below which "ref" wins on a CPU
+
+
+def resolve_method(method: str, *, depthwise: bool, length: int) -> str:
+    """The concrete form `method` stands for at sequence `length` (see the module docstring)."""
     check_method(method, METHODS)
     if method == "auto":
-        return "ref" if depthwise and not on_accelerator() else "conv"
+        if on_accelerator():
+            return "conv"
+        return "ref" if length < CPU_REF_BELOW[bool(depthwise)] else "conv"
     return method
 
 
@@ -114,7 +122,8 @@ def dilated_causal_conv(
             )
         hist = ring_history(initial_state).astype(dtype)
         xs = jnp.concatenate([hist, xs], axis=1)
-    fn = _ref if resolve_method(method, depthwise=w.ndim == 2) == "ref" else _conv
+    form = resolve_method(method, depthwise=w.ndim == 2, length=xs.shape[1])
+    fn = _ref if form == "ref" else _conv
     y = fn(xs, w.astype(dtype), dilation)
     if hist is not None:
         y = y[:, size:]

@@ -116,3 +116,15 @@ def test_bad_inputs_name_the_argument():
         tcn.tcn(x, [jnp.zeros((2, 3, 3))], dilations=(1, 2))
     with pytest.raises(ValueError, match="`biases`"):
         tcn.tcn(x, [jnp.zeros((2, 3, 3))], [jnp.zeros(3)] * 2)
+
+
+def test_auto_picks_by_length_on_cpu():
+    # thresholds from the idle-machine timings in lib/ops/tcn.py's docstring
+    r = tcn.resolve_method
+    assert r("auto", depthwise=False, length=256) == "ref"
+    assert r("auto", depthwise=False, length=2048) == "conv"
+    assert r("auto", depthwise=True, length=2048) == "ref"
+    assert r("auto", depthwise=True, length=4096) == "conv"
+    assert r("conv", depthwise=True, length=16) == "conv"
+    with pytest.raises(ValueError, match="method"):
+        r("fast", depthwise=False, length=16)
