@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from lib.kernels._common import compiler_params
 from lib.kernels.linear_recurrence import _pick_block
 
 _DOT = functools.partial(jnp.dot, preferred_element_type=jnp.float32)
@@ -43,133 +44,147 @@ def _t_dot(x, y):
     return lax.dot_general(x, y, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
 
 
-def _tril(n, strict=False):
-    i = lax.broadcasted_iota(jnp.int32, (n, n), 0)
-    j = lax.broadcasted_iota(jnp.int32, (n, n), 1)
-    return (j < i) if strict else (j <= i)
+def _iota(n, axis, shape=None):
+    return lax.broadcasted_iota(jnp.int32, shape or (n, n), axis)
 
 
-def _scores(x, y, b, sub):
-    """P_ij = sum_k x_ik y_jk exp(b_ik - b_jk) for j <= i (zero above), exponents all <= 0."""
-    c = x.shape[0]
-    rows = []
-    for bi in range(c // sub):
-        i0 = bi * sub
-        xi, bi_ = x[i0 : i0 + sub], b[i0 : i0 + sub]
-        blocks = []
-        for bj in range(c // sub):
-            j0 = bj * sub
-            if bj > bi:
-                blocks.append(jnp.zeros((sub, sub), jnp.float32))
-            elif bj < bi:
-                ref = b[j0 + sub - 1 : j0 + sub]  # last step of the key sub-chunk
-                xs = xi * jnp.exp(bi_ - ref)
-                ys = y[j0 : j0 + sub] * jnp.exp(ref - b[j0 : j0 + sub])
-                blocks.append(_dot_t(xs, ys))
-            else:
-                diff = bi_[:, None, :] - bi_[None, :, :]  # [sub, sub, dk]
-                diff = jnp.where(_tril(sub)[:, :, None], diff, -jnp.inf)
-                pair = xi[:, None, :] * y[j0 : j0 + sub][None, :, :] * jnp.exp(diff)
-                blocks.append(jnp.sum(pair, axis=-1))
-        rows.append(jnp.concatenate(blocks, axis=1))
-    return jnp.concatenate(rows, axis=0)
+def _load(ref, t0, n):
+    """Rows t0..t0+n of a [time, channels] block, as float32."""
+    return ref[pl.ds(t0, n), :].astype(jnp.float32)
 
 
-def _apply(p, y, b, sub):
-    """R_i = sum_{j <= i} p_ij (y_j * exp(b_i - b_j)), row-wise decayed apply (exponents <= 0)."""
-    c = p.shape[0]
-    out = []
-    for bi in range(c // sub):
-        i0 = bi * sub
-        bi_ = b[i0 : i0 + sub]
-        acc = jnp.zeros((sub, y.shape[1]), jnp.float32)
-        for bj in range(bi + 1):
-            j0 = bj * sub
-            pij = p[i0 : i0 + sub, j0 : j0 + sub]
-            if bj < bi:
-                ref = b[j0 + sub - 1 : j0 + sub]
-                ys = y[j0 : j0 + sub] * jnp.exp(ref - b[j0 : j0 + sub])
-                acc = acc + _DOT(pij, ys) * jnp.exp(bi_ - ref)
-            else:
-                diff = bi_[:, None, :] - b[j0 : j0 + sub][None, :, :]
-                diff = jnp.where(_tril(sub)[:, :, None], diff, -jnp.inf)
-                acc = acc + jnp.sum(
-                    pij[:, :, None] * y[j0 : j0 + sub][None] * jnp.exp(diff), axis=1
-                )
-        out.append(acc)
-    return jnp.concatenate(out, axis=0)
+def _column(x, c):
+    """Column c of a [m, n] value as [m, 1] (a masked sum: value slicing does not lower to Triton)."""
+    return jnp.sum(jnp.where(_iota(x.shape[1], 1, x.shape) == c, x, 0.0), axis=1, keepdims=True)
 
 
-def _apply_t(p, x, b, sub):
-    """R_j = sum_{i >= j} p_ij (x_i * exp(b_i - b_j)), the transposed decayed apply."""
-    c = p.shape[0]
-    out = []
-    for bj in range(c // sub):
-        j0 = bj * sub
-        bj_ = b[j0 : j0 + sub]
-        acc = jnp.zeros((sub, x.shape[1]), jnp.float32)
-        for bi in range(bj, c // sub):
-            i0 = bi * sub
-            pij = p[i0 : i0 + sub, j0 : j0 + sub]
-            if bi > bj:
-                ref = b[j0 + sub - 1 : j0 + sub]
-                xs = x[i0 : i0 + sub] * jnp.exp(b[i0 : i0 + sub] - ref)
-                acc = acc + _t_dot(pij, xs) * jnp.exp(ref - bj_)
-            else:
-                diff = b[i0 : i0 + sub][:, None, :] - bj_[None, :, :]  # [i, j, dk]
-                diff = jnp.where(_tril(sub)[:, :, None], diff, -jnp.inf)
-                acc = acc + jnp.sum(
-                    pij[:, :, None] * x[i0 : i0 + sub][:, None] * jnp.exp(diff), axis=0
-                )
-        out.append(acc)
-    return jnp.concatenate(out, axis=0)
+def _row_as_column(x, r):
+    """Row r of a [m, n] value, transposed to [n, 1]."""
+    row = jnp.sum(jnp.where(_iota(x.shape[0], 0, x.shape) == r, x, 0.0), axis=0, keepdims=True)
+    return jnp.transpose(row)
 
 
-def _load(ref, t0, chunk):
-    return ref[pl.ds(t0, chunk), :].astype(jnp.float32)
+class _Chunk:
+    """Sub-chunks of one chunk, loaded once from the refs: lists of [sub, channels] values.
+
+    `b` is the cumulative log gate inside the chunk (computed by XLA before the kernel), so
+    `b[t] - b[s]` for s <= t is the total log decay between steps s and t (<= 0). `ref[j]` is
+    b at the last step of sub-chunk j, the reference point that splits decays across sub-chunks
+    into two factors <= 1. Rows of b and k inside a sub-chunk are re-read one at a time from the
+    refs where the pairwise (diagonal-block) terms need them.
+    """
+
+    def __init__(self, refs, t0, chunk, sub):
+        self.t0, self.sub, self.n = t0, sub, chunk // sub
+        self.refs = refs
+        self.x = {
+            name: [_load(r, t0 + j * sub, sub) for j in range(self.n)] for name, r in refs.items()
+        }
+        self.ref = [_load(refs["b"], t0 + j * sub + sub - 1, 1) for j in range(self.n)]
+        self.last = self.ref[-1]  # [1, dk]
+
+    def row(self, name, j, r):
+        return _load(self.refs[name], self.t0 + j * self.sub + r, 1)  # [1, channels]
 
 
-def _fwd_kernel(q_ref, k_ref, v_ref, g_ref, s0_ref, o_ref, sT_ref, *, chunk, sub, num_chunks):
+def _causal_exp(b_rows, b_r, r, lower):
+    """exp(b_rows - b_r) on rows >= r (lower=True) or rows <= r, else 0; exponents <= 0."""
+    rows = _iota(b_rows.shape[0], 0, b_rows.shape)
+    keep = rows >= r if lower else rows <= r
+    return jnp.exp(jnp.where(keep, b_rows - b_r, -jnp.inf))
+
+
+def _scores_block(c, x, y, i, j):
+    """P_ij = sum_k x_ik y_jk exp(b_ik - b_jk) for sub-chunks i >= j (causal inside i == j)."""
+    bi = c.x["b"][i]
+    if j < i:
+        ref = c.ref[j]
+        return _dot_t(c.x[x][i] * jnp.exp(bi - ref), c.x[y][j] * jnp.exp(ref - c.x["b"][j]))
+    out = jnp.zeros((c.sub, c.sub), jnp.float32)
+    cols = _iota(c.sub, 1)
+    for r in range(c.sub):  # column r: keys at step r of the sub-chunk, queries at rows >= r
+        term = c.x[x][i] * c.row(y, j, r) * _causal_exp(bi, c.row("b", j, r), r, lower=True)
+        out = jnp.where(cols == r, jnp.sum(term, axis=1, keepdims=True), out)
+    return out
+
+
+def _apply_block(c, p, y, i, j):
+    """R_i += sum_{s in j, s <= t} p_ts (y_s exp(b_t - b_s)) for sub-chunks i >= j."""
+    bi = c.x["b"][i]
+    if j < i:
+        ref = c.ref[j]
+        return _DOT(p, c.x[y][j] * jnp.exp(ref - c.x["b"][j])) * jnp.exp(bi - ref)
+    out = jnp.zeros((c.sub, c.x[y][j].shape[1]), jnp.float32)
+    for r in range(c.sub):
+        dec = _causal_exp(bi, c.row("b", j, r), r, lower=True)
+        out = out + _column(p, r) * c.row(y, j, r) * dec
+    return out
+
+
+def _apply_t_block(c, p, x, i, j):
+    """R_j += sum_{t in i, t >= s} p_ts (x_t exp(b_t - b_s)) for sub-chunks i >= j."""
+    bj = c.x["b"][j]
+    if i > j:
+        ref = c.ref[j]
+        return _t_dot(p, c.x[x][i] * jnp.exp(c.x["b"][i] - ref)) * jnp.exp(ref - bj)
+    out = jnp.zeros((c.sub, c.x[x][i].shape[1]), jnp.float32)
+    for r in range(c.sub):  # query step r contributes to key rows <= r
+        dec = _causal_exp(-bj, -c.row("b", i, r), r, lower=False)  # exp(b_r - b_s), s <= r
+        out = out + _row_as_column(p, r) * c.row(x, i, r) * dec
+    return out
+
+
+def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, s0_ref, o_ref, sT_ref, *, chunk, sub, num_chunks):
     def body(ci, s):
         t0 = ci * chunk
-        q, k, v = _load(q_ref, t0, chunk), _load(k_ref, t0, chunk), _load(v_ref, t0, chunk)
-        b = jnp.cumsum(_load(g_ref, t0, chunk), axis=0)
-        o = _DOT(q * jnp.exp(b), s) + _DOT(_scores(q, k, b, sub), v)
-        o_ref[pl.ds(t0, chunk), :] = o.astype(o_ref.dtype)
-        last = b[chunk - 1 :]
-        return jnp.transpose(jnp.exp(last)) * s + _t_dot(k * jnp.exp(last - b), v)
+        c = _Chunk({"q": q_ref, "k": k_ref, "v": v_ref, "b": b_ref}, t0, chunk, sub)
+        s_new = jnp.transpose(jnp.exp(c.last)) * s
+        for i in range(c.n):
+            o = _DOT(c.x["q"][i] * jnp.exp(c.x["b"][i]), s)
+            for j in range(i + 1):
+                o = o + _DOT(_scores_block(c, "q", "k", i, j), c.x["v"][j])
+            o_ref[pl.ds(t0 + i * sub, sub), :] = o.astype(o_ref.dtype)
+            s_new = s_new + _t_dot(c.x["k"][i] * jnp.exp(c.last - c.x["b"][i]), c.x["v"][i])
+        return s_new
 
     sT_ref[...] = lax.fori_loop(0, num_chunks, body, s0_ref[...].astype(jnp.float32))
 
 
 def _bwd_kernel(
-    q_ref, k_ref, v_ref, g_ref, s0_ref, do_ref, dsT_ref,
+    q_ref, k_ref, v_ref, b_ref, s0_ref, do_ref, dsT_ref,
     dq_ref, dk_ref, dv_ref, ds0_ref, *, chunk, sub, num_chunks,
 ):  # fmt: skip
+    refs = {"q": q_ref, "k": k_ref, "v": v_ref, "b": b_ref, "do": do_ref}
+
     def forward(ci, s):  # dq needs the state entering each chunk
         t0 = ci * chunk
-        k, v = _load(k_ref, t0, chunk), _load(v_ref, t0, chunk)
-        do = _load(do_ref, t0, chunk)
-        b = jnp.cumsum(_load(g_ref, t0, chunk), axis=0)
-        dq = _dot_t(do, s) * jnp.exp(b) + _apply(_dot_t(do, v), k, b, sub)
-        dq_ref[pl.ds(t0, chunk), :] = dq
-        last = b[chunk - 1 :]
-        return jnp.transpose(jnp.exp(last)) * s + _t_dot(k * jnp.exp(last - b), v)
+        c = _Chunk(refs, t0, chunk, sub)
+        s_new = jnp.transpose(jnp.exp(c.last)) * s
+        for i in range(c.n):
+            dq = _dot_t(c.x["do"][i], s) * jnp.exp(c.x["b"][i])
+            for j in range(i + 1):
+                dq = dq + _apply_block(c, _dot_t(c.x["do"][i], c.x["v"][j]), "k", i, j)
+            dq_ref[pl.ds(t0 + i * sub, sub), :] = dq
+            s_new = s_new + _t_dot(c.x["k"][i] * jnp.exp(c.last - c.x["b"][i]), c.x["v"][i])
+        return s_new
 
     lax.fori_loop(0, num_chunks, forward, s0_ref[...].astype(jnp.float32))
 
-    def backward(i, ds):  # ds: gradient of the state leaving this chunk
-        t0 = (num_chunks - 1 - i) * chunk
-        q, k, v = _load(q_ref, t0, chunk), _load(k_ref, t0, chunk), _load(v_ref, t0, chunk)
-        do = _load(do_ref, t0, chunk)
-        b = jnp.cumsum(_load(g_ref, t0, chunk), axis=0)
-        last = b[chunk - 1 :]
-        k_dec = k * jnp.exp(last - b)
-        dk = _apply_t(_dot_t(do, v), q, b, sub) + _dot_t(v, ds) * jnp.exp(last - b)
-        dv = _t_dot(_scores(q, k, b, sub), do) + _DOT(k_dec, ds)
-        dk_ref[pl.ds(t0, chunk), :] = dk
-        dv_ref[pl.ds(t0, chunk), :] = dv
-        return jnp.transpose(jnp.exp(last)) * ds + _t_dot(q * jnp.exp(b), do)
+    def backward(ci, ds):  # ds: gradient of the state leaving this chunk
+        t0 = (num_chunks - 1 - ci) * chunk
+        c = _Chunk(refs, t0, chunk, sub)
+        ds_new = jnp.transpose(jnp.exp(c.last)) * ds
+        for j in range(c.n):
+            dec = jnp.exp(c.last - c.x["b"][j])
+            dk = _dot_t(c.x["v"][j], ds) * dec
+            dv = _DOT(c.x["k"][j] * dec, ds)
+            for i in range(j, c.n):
+                dk = dk + _apply_t_block(c, _dot_t(c.x["do"][i], c.x["v"][j]), "q", i, j)
+                dv = dv + _t_dot(_scores_block(c, "q", "k", i, j), c.x["do"][i])
+            dk_ref[pl.ds(t0 + j * sub, sub), :] = dk
+            dv_ref[pl.ds(t0 + j * sub, sub), :] = dv
+            ds_new = ds_new + _t_dot(c.x["q"][j] * jnp.exp(c.x["b"][j]), c.x["do"][j])
+        return ds_new
 
     ds0_ref[...] = lax.fori_loop(0, num_chunks, backward, dsT_ref[...].astype(jnp.float32))
 
@@ -180,6 +195,13 @@ def _specs(t, dk, bv):
     st = pl.BlockSpec((None, None, dk, bv), lambda b, h, j: (b, h, 0, j))
     part = pl.BlockSpec((None, None, t, None, dk), lambda b, h, j: (b, j, 0, h, 0))
     return qk, vv, st, part
+
+
+def _chunk_cumsum(g, chunk):
+    """Cumulative sum of the log gate inside each chunk of `chunk` steps (axis 1), float32."""
+    bsz, t, nh, dk = g.shape
+    b = jnp.cumsum(g.astype(jnp.float32).reshape(bsz, t // chunk, chunk, nh, dk), axis=2)
+    return b.reshape(g.shape)
 
 
 def _forward(q, k, v, g, s0, chunk, sub, block_v, interpret):
@@ -198,8 +220,9 @@ def _forward(q, k, v, g, s0, chunk, sub, block_v, interpret):
             jax.ShapeDtypeStruct((bsz, nh, dk, dv), jnp.float32),
         ],
         interpret=interpret,
+        compiler_params=compiler_params(),
         name="gla_forward",
-    )(q, k, v, g, s0)
+    )(q, k, v, _chunk_cumsum(g, chunk), s0)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -234,8 +257,9 @@ def _gla_bwd(chunk, sub, block_v, interpret, res, cts):
             jax.ShapeDtypeStruct((bsz, nh, dk, dv), f32),
         ],
         interpret=interpret,
+        compiler_params=compiler_params(),
         name="gla_backward",
-    )(q, k, v, g, s0, do, ds_last.astype(f32))
+    )(q, k, v, _chunk_cumsum(g, chunk), s0, do, ds_last.astype(f32))
     dq, dk_ = jnp.sum(dq, axis=1), jnp.sum(dk_, axis=1)
     qf, kf = q.astype(f32), k.astype(f32)
     da = qf * dq - kf * dk_  # [b, t, h, dk]

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from lib.kernels._common import compiler_params
 from lib.kernels.linear_recurrence import _pick_block
 
 
@@ -97,6 +98,7 @@ def _lif_forward(current, beta, v0, threshold, reset, block_d, interpret):
             jax.ShapeDtypeStruct((bsz, length, d), jnp.float32),
         ],
         interpret=interpret,
+        compiler_params=compiler_params(),
         name="lif_forward",
     )(current, beta[None, :], v0[:, None, :])
     return spikes, u, bd
@@ -121,6 +123,7 @@ def _lif_bwd(threshold, reset, detach, sg, block_d, interpret, res, dspikes):
         out_specs=seq,
         out_shape=jax.ShapeDtypeStruct((bsz, length, d), jnp.float32),
         interpret=interpret,
+        compiler_params=compiler_params(),
         name="lif_backward",
     )(u, dspikes, jnp.zeros((bsz, 1, d), jnp.float32), beta[None, :])
     s = (u >= threshold).astype(jnp.float32)

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from lib.kernels._common import compiler_params
+
 
 def _pick_block(d: int, block_d: int | None) -> int:
     if block_d is not None:
@@ -61,6 +63,7 @@ def _scan_call(a, b, h0, *, reverse: bool, block_d: int | None, interpret: bool,
         out_specs=seq_spec,
         out_shape=jax.ShapeDtypeStruct((bsz, length, d), out_dtype),
         interpret=interpret,
+        compiler_params=compiler_params(),
         name="linear_recurrence_rev" if reverse else "linear_recurrence",
     )(a, b, h0[:, None, :])
 

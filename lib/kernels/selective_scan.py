@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from lib.kernels._common import compiler_params
 from lib.kernels.linear_recurrence import _pick_block
 
 
@@ -36,7 +37,7 @@ def _fwd_kernel(
     a = a_ref[...].astype(jnp.float32)  # [bd, n]
 
     def body(t, h):
-        @pl.when(t % chunk == 0)
+        @pl.when(lax.rem(t, chunk) == 0)  # lax.rem: jnp.remainder does not lower to Triton
         def _():
             ck_ref[pl.ds(t // chunk, 1), :, :] = h[None]
 
@@ -136,6 +137,7 @@ def _forward(u, dl, A, B, C, h0, chunk, block_d, interpret):
             jax.ShapeDtypeStruct((bsz, d, n), jnp.float32),
         ],
         interpret=interpret,
+        compiler_params=compiler_params(),
         name="selective_scan_forward",
     )(u, dl, A, B, C, h0)
 
@@ -179,6 +181,7 @@ def _scan_bwd(chunk, block_d, interpret, res, cotangents):
             jax.ShapeDtypeStruct((bsz, nb, chunk, bd, n), f32),
         ],
         interpret=interpret,
+        compiler_params=compiler_params(),
         name="selective_scan_backward",
     )(u, dl, A, B, C, ckpt, dy, dh_last)
     return (
