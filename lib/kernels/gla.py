@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from lib.kernels._common import compiler_params
+from lib.kernels._common import compiler_params, pad_axis, pow2_at_least
 from lib.kernels.linear_recurrence import _pick_block
 
 _DOT = functools.partial(jnp.dot, preferred_element_type=jnp.float32)
@@ -303,6 +303,10 @@ def gla_pallas(
         raise ValueError(f"chunk_size={chunk_size} must be a multiple of sub_chunk={sub_chunk}")
     if interpret is None:
         interpret = jax.default_backend() not in ("gpu", "cuda", "rocm", "tpu")
+    if not interpret and sub_chunk != pow2_at_least(sub_chunk, 16):
+        raise ValueError(
+            f"sub_chunk={sub_chunk} must be a power of two >= 16 for the GPU kernel (Triton)"
+        )
     scale = dk**-0.5 if scale is None else scale
     q = q * jnp.asarray(scale, q.dtype)
     pad = (-length) % chunk_size
@@ -313,6 +317,13 @@ def gla_pallas(
         s0 = jnp.zeros((bsz, nh, dk, dv), jnp.float32)
     else:
         s0 = initial_state.astype(jnp.float32)
+    # Zero-pad dk and dv to powers of two >= 16 (Triton tensor sizes; tl.dot operands): padded
+    # key channels have q = k = 0 and gate 0, padded value channels v = 0, and zero initial
+    # state rows/columns, so they add nothing and the real outputs and state are unchanged.
+    dkp, dvp = pow2_at_least(dk, 16), pow2_at_least(dv, 16)
+    q, k, g = (pad_axis(x, -1, dkp) for x in (q, k, g))
+    v = pad_axis(v, -1, dvp)
+    s0 = pad_axis(pad_axis(s0, -2, dkp), -1, dvp)
     o, s_last = _gla(
         q,
         k,
@@ -324,5 +335,6 @@ def gla_pallas(
         block_v,
         bool(interpret),
     )
-    o = o[:, :length]
+    o = o[:, :length, :, :dv]
+    s_last = s_last[:, :, :dk, :dv]
     return (o, s_last) if return_final_state else o

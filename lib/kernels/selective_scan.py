@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from lib.kernels._common import compiler_params
+from lib.kernels._common import compiler_params, pad_axis, pow2_at_least
 from lib.kernels.linear_recurrence import _pick_block
 
 
@@ -225,11 +225,17 @@ def selective_scan_pallas(
     if delta_softplus:
         dt = jax.nn.softplus(dt)
     bsz, _, d = u.shape
+    n = A.shape[1]
     if initial_state is None:
-        h0 = jnp.zeros((bsz, d, A.shape[1]), jnp.float32)
+        h0 = jnp.zeros((bsz, d, n), jnp.float32)
     else:
         h0 = initial_state.astype(jnp.float32)
-    y, h_last = _scan(u, dt, A.astype(jnp.float32), B, C, h0, int(chunk), block_d, bool(interpret))
+    # Zero-pad the state size to a power of two (Triton's tensors): a padded state channel has
+    # A = 0, B = 0, C = 0 and h0 = 0, so it stays 0 and adds nothing to y.
+    npad = pow2_at_least(n)
+    A32, B, C, h0 = (pad_axis(x, -1, npad) for x in (A.astype(jnp.float32), B, C, h0))
+    y, h_last = _scan(u, dt, A32, B, C, h0, int(chunk), block_d, bool(interpret))
+    h_last = h_last[..., :n]
     if D is not None:
         y = y + u.astype(jnp.float32) * D.astype(jnp.float32)
     if z is not None:

@@ -72,6 +72,27 @@ CASES = {
         ),
         tuple(range(7)),
     ),
+    "selective_scan_state_12": (  # zero-padded to 16 inside the wrapper
+        lambda u, dl, A, B, C: selective_scan_pallas(u, dl, A, B, C, interpret=False),
+        lambda L: (
+            S((2, L, 64), jnp.float32),
+            S((2, L, 64), jnp.float32),
+            S((64, 12), jnp.float32),
+            S((2, L, 12), jnp.float32),
+            S((2, L, 12), jnp.float32),
+        ),
+        tuple(range(5)),
+    ),
+    "gla_dk48_dv24": (  # zero-padded to 64 and 32 inside the wrapper
+        lambda q, k, v, g: gla_pallas(q, k, v, g, interpret=False),
+        lambda L: (
+            S((2, L, 2, 48), jnp.float32),
+            S((2, L, 2, 48), jnp.float32),
+            S((2, L, 2, 24), jnp.float32),
+            S((2, L, 2, 48), jnp.float32),
+        ),
+        (0, 1, 2, 3),
+    ),
     "gla": (
         lambda q, k, v, g: gla_pallas(q, k, v, g, interpret=False),
         lambda L: (*[S((2, L, 2, 64), jnp.bfloat16)] * 3, S((2, L, 2, 64), jnp.float32)),
@@ -93,3 +114,9 @@ def test_forward_and_backward_lower_to_triton(name):
     assert fwd and set(fwd) == {TRITON}, fwd
     bwd = custom_calls_for_cuda(grad_of_sum(fn, argnums), *args)
     assert bwd.count(TRITON) >= 2 and set(bwd) == {TRITON}, bwd  # forward + backward kernel
+
+
+def test_gpu_kernel_rejects_a_small_sub_chunk():
+    q = jnp.zeros((1, 32, 1, 16))
+    with pytest.raises(ValueError, match="sub_chunk"):
+        gla_pallas(q, q, q, q, chunk_size=32, sub_chunk=8, interpret=False)
