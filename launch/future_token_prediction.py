@@ -1,0 +1,41 @@
+"""Launch the Future Token Prediction experiment (Walker, 2024): GPT vs FTP on Shakespeare.
+
+python -m launch.future_token_prediction \
+    --config=research/future_token_prediction/configs/shakespeare.py[:smoke] --workdir=DIR
+
+Trains each model of `config.models` with `lib.train` into `DIR/<model>` (rerunning resumes),
+then prints the tables and writes `DIR/results.json` and `DIR/results.md`.
+"""
+
+import tempfile
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from launch._report import report
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "research/future_token_prediction/configs/shakespeare.py[:arg]"
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run folders and results (default: a temp dir)")
+
+
+def run(c, workdir=None) -> dict:
+    """Train and compare; returns {table name: rows} (also printed, and saved in `workdir`)."""
+    from research.future_token_prediction.experiment import run as run_experiment
+
+    workdir = workdir or tempfile.mkdtemp(prefix="ftp_")
+    results = run_experiment(c, workdir)
+    report(results, workdir)
+    return results
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+    run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
