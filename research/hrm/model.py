@@ -150,15 +150,40 @@ def make_model(config, vocab_size: int) -> HRM:
     )
 
 
-def segment_loss(logits, q, batch, q_weight: float = 0.5):
-    """Cross-entropy on the masked cells plus BCE of the halt logit against "solved".
+def q_continue_target(next_q_BxK, current_is_last):
+    """The Q-learning target of the "continue" action (HRM's ACT, after Eq. 5 of the paper).
+
+    With `Q = sigmoid(q_logits)` the values of (halt, continue) after segment m + 1:
+
+        G_continue^m = Q_halt^{m+1}                            if segment m is the last (M_max)
+                     = max(Q_halt^{m+1}, Q_continue^{m+1})     otherwise
+
+    Args:
+      next_q_BxK: [b, 2] (halt, continue) logits of the *next* segment (computed from the
+        detached carry; the result is wrapped in `stop_gradient`: a target, not a path).
+      current_is_last: bool (Python or traced scalar): segment m is the last allowed one.
+
+    Returns:
+      [b] targets in (0, 1).
+    """
+    q_next = jax.nn.sigmoid(jax.lax.stop_gradient(next_q_BxK).astype(jnp.float32))
+    best = jnp.maximum(q_next[:, 0], q_next[:, 1])
+    return jnp.where(current_is_last, q_next[:, 0], best)
+
+
+def segment_loss(logits, q, batch, q_weight: float = 0.5, continue_target=None):
+    """Cross-entropy on the masked cells plus BCE of the halt logit against "solved" and,
+    when `continue_target` is given, BCE of the continue logit against it.
 
     Args:
       logits: [b, l, vocab]; q: [b, 2]; batch: `targets` int [b, l], `mask` float [b, l].
-      q_weight: weight of the halting loss.
+      q_weight: weight of the halting (and continue) loss.
+      continue_target: optional [b] Q-learning target of the continue action
+        (`q_continue_target`).
 
     Returns:
-      (loss, metrics) with `ce`, `cell_accuracy`, `exact_accuracy` (all masked cells right).
+      (loss, metrics) with `ce`, `cell_accuracy`, `exact_accuracy` (all masked cells right),
+      `halt_bce` and, with a continue target, `continue_bce`.
     """
     targets, mask = batch["targets"], batch["mask"]
     logp = jax.nn.log_softmax(logits.astype(jnp.float32))
@@ -174,7 +199,12 @@ def segment_loss(logits, q, batch, q_weight: float = 0.5):
         "exact_accuracy": jnp.mean(solved),
         "halt_bce": halt_bce,
     }
-    return ce + q_weight * halt_bce, metrics
+    q_loss = halt_bce
+    if continue_target is not None:
+        continue_bce = jnp.mean(optax_sigmoid_bce(q[:, 1], jax.lax.stop_gradient(continue_target)))
+        metrics["continue_bce"] = continue_bce
+        q_loss = q_loss + continue_bce
+    return ce + q_weight * q_loss, metrics
 
 
 def optax_sigmoid_bce(logits, labels):

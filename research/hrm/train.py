@@ -2,8 +2,12 @@
 
 Each batch runs `segments` (M) forward segments; after each one the loss is taken, the
 optimizer steps, and the carried (z_H, z_L) is detached before the next segment (deep
-supervision). At test time an example halts at the first segment whose Q head says halt
-(sigmoid(q_halt) > 0.5), or at M: we report accuracy at M segments and with halting.
+supervision). The Q head's halt logit learns "is this segment's answer right"; with
+`config.model.q_continue` its continue logit also learns the Q-learning target of HRM's ACT
+(the best Q of the next segment, `research.hrm.model.q_continue_target`). At test time an
+example halts at the first segment whose Q head says halt (sigmoid(q_halt) > 0.5, or
+Q_halt > Q_continue with the continue target), or at M: we report accuracy at M segments and
+with halting.
 """
 
 import time
@@ -14,7 +18,7 @@ import numpy as np
 import optax
 
 from lib.train.optim import make_optimizer
-from research.hrm.model import make_model, segment_loss
+from research.hrm.model import make_model, q_continue_target, segment_loss
 from research.hrm.sudoku4 import batches, make_split
 
 _SUDOKU4 = {}
@@ -61,18 +65,28 @@ def num_segments(config) -> int:
     return 1 if config.model.kind == "transformer" else int(config.model.segments)
 
 
-def make_steps(model, tx, q_weight: float):
-    """Jitted (train_segment, eval_segment) functions."""
+def make_steps(model, tx, q_weight: float, q_continue: bool = False):
+    """Jitted (train_segment, eval_segment) functions.
 
-    def loss_fn(params, carry, batch):
+    With `q_continue`, each training segment also runs the next segment forward (no gradient)
+    from its detached carry to form the Q-learning target of the continue action
+    (`q_continue_target`); that costs one more forward pass per segment.
+    `train_segment(params, opt_state, carry, batch, is_last)`: `is_last` marks segment M."""
+
+    def loss_fn(params, carry, batch, is_last):
         carry, logits, q = model.apply({"params": params}, batch["inputs"], carry)
-        loss, metrics = segment_loss(logits, q, batch, q_weight)
+        target = None
+        if q_continue:
+            sg = jax.lax.stop_gradient
+            _, _, q_next = model.apply({"params": sg(params)}, batch["inputs"], sg(carry))
+            target = q_continue_target(q_next, is_last)
+        loss, metrics = segment_loss(logits, q, batch, q_weight, target)
         return loss, (carry, metrics)
 
     @jax.jit
-    def train_segment(params, opt_state, carry, batch):
+    def train_segment(params, opt_state, carry, batch, is_last=False):
         (_, (carry, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, carry, batch
+            params, carry, batch, is_last
         )
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -80,8 +94,11 @@ def make_steps(model, tx, q_weight: float):
 
     @jax.jit
     def eval_segment(params, carry, inputs):
+        """Returns (carry, predictions, halt probability). With a trained continue value the
+        model halts when Q_halt > Q_continue, reported as a probability above 0.5."""
         carry, logits, q = model.apply({"params": params}, inputs, carry)
-        return carry, jnp.argmax(logits, -1), jax.nn.sigmoid(q[:, 0])
+        halt = q[:, 0] - q[:, 1] if q_continue else q[:, 0]
+        return carry, jnp.argmax(logits, -1), jax.nn.sigmoid(halt)
 
     return train_segment, eval_segment
 
@@ -124,7 +141,8 @@ def run(config, log=print) -> dict:
     model = make_model(config, info["vocab_size"])
     segments = num_segments(config)
     tx = make_optimizer(config.optimizer, config.train.num_steps * segments)
-    train_segment, eval_segment = make_steps(model, tx, config.model.q_weight)
+    q_continue = bool(config.model.get("q_continue", False))
+    train_segment, eval_segment = make_steps(model, tx, config.model.q_weight, q_continue)
     it = loader(config, "train", True)
     first = next(it)
     params = model.init(jax.random.PRNGKey(config.seed), jnp.asarray(first["inputs"]))["params"]
@@ -135,8 +153,10 @@ def run(config, log=print) -> dict:
     for step in range(config.train.num_steps):
         batch = {k: jnp.asarray(v) for k, v in batch.items()}
         carry = model.init_carry(*batch["inputs"].shape)
-        for _ in range(segments):
-            params, opt_state, carry, metrics = train_segment(params, opt_state, carry, batch)
+        for m in range(segments):
+            params, opt_state, carry, metrics = train_segment(
+                params, opt_state, carry, batch, jnp.asarray(m == segments - 1)
+            )
         if config.train.log_every and (step + 1) % config.train.log_every == 0:
             shown = {k: round(float(v), 4) for k, v in metrics.items()}
             log(f"step {step + 1}: {shown}")

@@ -81,6 +81,37 @@ def test_smoke_run(tmp_path):
 
     config = get_config("sudoku,hrm,smoke")
     config.data.data_dir = str(tmp_path / "data")
+    config.model.q_continue = True  # the Q-learning continue target's path too
     result = run(config, log=lambda *_: None)
     assert 0.0 <= result["cell_accuracy"] <= 1.0
     assert 1.0 <= result["act_mean_segments"] <= config.model.segments
+
+
+def test_q_continue_target_by_hand():
+    """Next-segment Q logits (0, ln 3) and (2, -1): Q = (1/2, 3/4) and (s(2), s(-1)).
+    Not the last segment: max of the two; the last: Q_halt of the next segment."""
+    from research.hrm.model import q_continue_target
+
+    next_q = jnp.array([[0.0, np.log(3.0)], [2.0, -1.0]])
+    s2 = 1.0 / (1.0 + np.exp(-2.0))
+    np.testing.assert_allclose(q_continue_target(next_q, False), [0.75, s2], rtol=1e-6)
+    np.testing.assert_allclose(q_continue_target(next_q, True), [0.5, s2], rtol=1e-6)
+    np.testing.assert_allclose(
+        q_continue_target(next_q, jnp.asarray(True)), [0.5, s2], rtol=1e-6
+    )  # traced flag, as in the jitted train step
+    # No gradient flows into the target.
+    g = jax.grad(lambda q: jnp.sum(q_continue_target(q, False)))(next_q)
+    assert float(jnp.abs(g).max()) == 0.0
+
+
+def test_segment_loss_adds_the_continue_bce():
+    targets = jnp.array([[1, 2]])
+    batch = {"targets": targets, "mask": jnp.ones((1, 2))}
+    logits = jnp.zeros((1, 2, 5))
+    q = jnp.array([[0.0, 1.0]])
+    base, _ = segment_loss(logits, q, batch, 0.5)
+    loss, m = segment_loss(logits, q, batch, 0.5, continue_target=jnp.array([0.75]))
+    # BCE(logit 1, target 3/4) = log(1 + e^1) - 0.75 * 1
+    expected = np.log1p(np.e) - 0.75
+    np.testing.assert_allclose(float(m["continue_bce"]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(loss - base), 0.5 * expected, rtol=1e-5)

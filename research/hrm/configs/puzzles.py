@@ -40,6 +40,9 @@ def get_config(arg: str = "sudoku,hrm") -> ml_collections.ConfigDict:
     c.model.l_steps = 2  # T
     c.model.segments = 3  # M, deep-supervision segments
     c.model.q_weight = 0.5
+    # Train the Q head's continue logit on the Q-learning target too (one more forward pass
+    # per segment); off in the runs of the README's main table, which predate it.
+    c.model.q_continue = False
     c.data.name = task
     c.data.data_dir = ""
     c.data.batch_size = 50
