@@ -115,6 +115,152 @@ def fake_quantize(x, spec: QuantSpec):
     raise ValueError("kind='lsq' keeps a learned step: use QuantDense (or lsq_quant directly)")
 
 
+def fake_quantize_tokens(x, spec: QuantSpec):
+    """`fake_quantize` with one dynamic scale per token: the maximum runs over the last (feature)
+    axis only, so a token quantizes the same alone (streaming) as inside a sequence.
+
+    "int" with `group_size` and "mx" already scale groups / blocks of the last axis and are
+    passed through unchanged; for the other kinds `spec.axis` must be None.
+    """
+    if spec.kind in ("none", "mx") or (spec.kind == "int" and spec.group_size is not None):
+        return fake_quantize(x, spec)
+    if spec.axis is not None:
+        raise ValueError(f"a per-token activation spec takes no axis, got axis={spec.axis}")
+    keep = tuple(range(jnp.ndim(x) - 1))
+    return fake_quantize(x, dataclasses.replace(spec, axis=keep if keep else None))
+
+
+def fake_quantize_fixed(x, spec: QuantSpec, limit: float, *, signed: bool = True):
+    """Quantize-dequantize onto a FIXED grid covering `[-limit, limit]` (`[0, limit]` when not
+    `signed`), saturating: the static scale of fixed-point hardware state.
+
+    "int": `k * limit / (2**(b-1) - 1)` for |k| <= 2**(b-1) - 1 (signed), or
+    `k * limit / (2**b - 1)` for 0 <= k <= 2**b - 1 (unsigned). "fp": the ExMy grid scaled so
+    that its largest value is `limit`. The gradient is straight-through inside the range and
+    zero where the value saturates (the clipped STE).
+    """
+    if spec.kind == "none":
+        return x
+    if spec.kind == "int":
+        if signed:
+            scale = limit / (2 ** (spec.bits - 1) - 1)
+            return fake_quant(x, spec.bits, scale=scale, narrow_range=True).astype(x.dtype)
+        scale = limit / (2**spec.bits - 1)
+        return fake_quant(x, spec.bits, scale=scale, zero_point=0).astype(x.dtype)
+    if spec.kind == "fp":
+        scale = limit / fp_max_value(spec.exponent_bits, spec.mantissa_bits)
+        lo = -limit if signed else 0.0
+        inside = (x >= lo) & (x <= limit)
+        q = fake_quant_fp(jnp.clip(x, lo, limit) / scale, spec.exponent_bits, spec.mantissa_bits)
+        return jnp.where(inside, q * scale, jax.lax.stop_gradient(q * scale)).astype(x.dtype)
+    raise ValueError(f"a fixed-grid quantizer needs kind 'int' or 'fp', got {spec.kind!r}")
+
+
+FIXED_KINDS = ("none", "int", "fp")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantConfig:
+    """Quantization of a recurrent mixer (the `quant=` option of `lib.nn.rnn`'s cells).
+
+    Attributes (each spec None or kind "none" keeps that part in float):
+      weight: the weight matrices (`w_ih`, `w_hh`, and the Dense kernels of the input
+        projection / read-out); dynamic scale, per output column with `axis=-1`.
+      act: the inputs of the cell, one dynamic scale per token (see `fake_quantize_tokens`;
+        `axis` must be None), so streaming equals the full pass.
+      gate: the outputs of the gate nonlinearities on the fixed unsigned grid of [0, 1] and of
+        the candidate/output nonlinearities (tanh) on the fixed signed grid of [-1, 1]
+        ("int" or "fp").
+      state: the recurrent carry, after every step, on a fixed signed grid of
+        `[-state_range, state_range]` ("int" or "fp"; saturating).
+      state_range: None for the cell's own bound (1 for LSTM/GRU/EGRU, whose carries lie in
+        [-1, 1]; 4 for minGRU/minLSTM, whose `h` is a running mix of `g(.) > 0` candidates).
+      cell_range: the LSTM cell state `c`'s fixed range (it is not bounded by 1).
+    LSQ (kind "lsq") keeps learned steps and is not offered here; "mx" and "binary" work for
+    `weight` and `act` only.
+    """
+
+    weight: QuantSpec | None = QuantSpec("int", bits=8, axis=-1)
+    act: QuantSpec | None = QuantSpec("int", bits=8)
+    gate: QuantSpec | None = QuantSpec("int", bits=8)
+    state: QuantSpec | None = QuantSpec("int", bits=8)
+    state_range: float | None = None
+    cell_range: float = 4.0
+
+    def __post_init__(self):
+        for name in ("weight", "act", "gate", "state"):
+            spec = getattr(self, name)
+            if spec is not None and not isinstance(spec, QuantSpec):
+                raise TypeError(f"QuantConfig.{name} must be a QuantSpec or None, got {spec!r}")
+            if spec is not None and spec.kind == "lsq":
+                raise ValueError(f"QuantConfig.{name}: kind='lsq' is not supported in a cell")
+            if name in ("gate", "state") and spec is not None and spec.kind not in FIXED_KINDS:
+                raise ValueError(
+                    f"QuantConfig.{name} is a fixed grid: kind must be one of {FIXED_KINDS}, "
+                    f"got {spec.kind!r}"
+                )
+        if self.act is not None and self.act.axis is not None:
+            raise ValueError("QuantConfig.act is scaled per token: leave its axis None")
+        for name in ("state_range", "cell_range"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"QuantConfig.{name} must be positive, got {value}")
+
+    @classmethod
+    def int_bits(cls, bits: int, **overrides) -> "QuantConfig":
+        """Symmetric int `bits` everywhere (weights per output column); `overrides` replace
+        fields (e.g. `state=None`)."""
+        specs = dict(
+            weight=QuantSpec("int", bits=bits, axis=-1),
+            act=QuantSpec("int", bits=bits),
+            gate=QuantSpec("int", bits=bits),
+            state=QuantSpec("int", bits=bits),
+        )
+        return cls(**{**specs, **overrides})
+
+    @property
+    def quantizes_state(self) -> bool:
+        return self.state is not None and self.state.kind != "none"
+
+    def weights(self, w):
+        """Fake-quantized weight matrix."""
+        return w if self.weight is None else fake_quantize(w, self.weight)
+
+    def inputs(self, x):
+        """Fake-quantized inputs (per token), float32 or wider."""
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        return x if self.act is None else fake_quantize_tokens(x, self.act)
+
+    def gate_fn(self, fn):
+        """`fn` (a gate nonlinearity with values in [0, 1]) followed by the gate grid."""
+        if self.gate is None or self.gate.kind == "none":
+            return fn
+        return lambda z: fake_quantize_fixed(fn(z), self.gate, 1.0, signed=False)
+
+    def cell_fn(self, fn):
+        """`fn` (a nonlinearity with values in [-1, 1], e.g. tanh) followed by the grid."""
+        if self.gate is None or self.gate.kind == "none":
+            return fn
+        return lambda z: fake_quantize_fixed(fn(z), self.gate, 1.0)
+
+    def state_fn(self, default_range: float):
+        """Quantizer of a carry array on `[-r, r]`, `r = state_range or default_range`
+        (None when the state is left in float)."""
+        if not self.quantizes_state:
+            return None
+        limit = self.state_range or default_range
+        return lambda h: fake_quantize_fixed(h, self.state, limit)
+
+
+def as_quant_config(quant) -> QuantConfig | None:
+    """`quant=` of a cell: None, a `QuantConfig`, or an int (`QuantConfig.int_bits(quant)`)."""
+    if quant is None or isinstance(quant, QuantConfig):
+        return quant
+    if isinstance(quant, int) and not isinstance(quant, bool):
+        return QuantConfig.int_bits(quant)
+    raise TypeError(f"quant must be None, an int (bits) or a QuantConfig, got {quant!r}")
+
+
 class QuantDense(nn.Module):
     """Dense layer with fake-quantized kernel and input activations.
 
@@ -162,6 +308,9 @@ def quantized_dense_apply(module, x, kernel, bias, weight: QuantSpec, act: Quant
 class QuantizedRNN(nn.Module):
     """LSTM or GRU layer with quantized weights, inputs, activations and recurrent carry.
 
+    The bit-width interface of `lib.ops.quant_rnn.quantized_lstm` / `quantized_gru` (which
+    run the same carry-quantized scans as the registered cells' option
+    `lib.nn.rnn.LSTM(dim, quant=QuantConfig(...))`; use that inside a `SequenceModel`).
     Follows the mixer protocol of `lib.nn.registry` (without registering: use it directly):
     `__call__(x_BxLxD, state=None, return_state=False)`, `init_state`, `step`. Weight layout
     and maths are `lib.ops.rnn`'s; quantization is `lib.ops.quant_rnn`'s (each `*_bits` None

@@ -6,6 +6,15 @@ through a recurrence of width `hidden_dim` (default `dim`) and, where the widths
 `lib.ops.rnn`, `lib.ops.rnn_min` and `lib.ops.rnn_egru`. LSTM, GRU and EGRU take their gate and
 candidate nonlinearities as attributes, so quantized or crossbar-emulated activations (paper 72)
 plug in without touching the recurrence.
+
+Every cell takes `quant=`: None (float, the default, unchanged), a `lib.nn.quant.QuantConfig`
+or an int (that many bits everywhere). It fake-quantizes the weights, the inputs (per token),
+the gate and candidate activations, and the recurrent carry after every step, in the full
+call and in `step` alike (`lib.ops.quant_rnn`), so step-by-step equals the full sequence and
+the returned state lies on the carry's grid. The parameters are the float model's (a trained
+float checkpoint loads unchanged; gradients pass straight through: QAT). A quantized carry
+makes minGRU/minLSTM nonlinear in `h`: their `method="auto"` then runs the sequential form
+("ref"); "scan" (parallel) is kept only when the state is float, and "log" is refused.
 """
 
 from collections.abc import Callable
@@ -14,10 +23,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn.quant import QuantConfig, QuantDense, as_quant_config, fake_quantize_fixed
 from lib.nn.registry import register_mixer
+from lib.ops import quant_rnn as quant_ops
 from lib.ops import rnn as rnn_ops
 from lib.ops import rnn_egru as egru_ops
 from lib.ops import rnn_min as min_ops
+
+MIN_STATE_RANGE = 4.0  # default carry range of quantized minGRU/minLSTM (see `_MinRNN`)
 
 
 def _uniform(scale: float):
@@ -28,20 +41,47 @@ def _uniform(scale: float):
 
 
 class _Cell(nn.Module):
-    """Shared plumbing: hidden width, the read-out, parameters of a gated cell."""
+    """Shared plumbing: hidden width, the read-out, parameters of a gated cell, `quant`."""
 
     dim: int
     hidden_dim: int | None = None
     out_proj: bool | None = None
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     @property
     def hidden(self) -> int:
         return self.hidden_dim or self.dim
 
+    @property
+    def _q(self) -> QuantConfig | None:
+        return as_quant_config(self.quant)
+
+    def _dense(self, features: int, name: str):
+        """`nn.Dense`, or with `quant` a `QuantDense` with the same params (kernel, bias)."""
+        q = self._q
+        if q is None or q.weight is None:
+            return nn.Dense(features, name=name)
+        return QuantDense(features, weight=q.weight, name=name)
+
     def _readout(self):
         use = self.out_proj if self.out_proj is not None else self.hidden != self.dim
-        return nn.Dense(self.dim, name="out_proj") if use else (lambda y: y)
+        return self._dense(self.dim, "out_proj") if use else (lambda y: y)
+
+    def _quant_acts(self, acts: dict) -> dict:
+        """The gate/candidate nonlinearities followed by the gate grid (sigmoid-like gates on
+        [0, 1], tanh-like candidates on [-1, 1])."""
+        q = self._q
+        out = dict(acts, gate_fn=q.gate_fn(acts["gate_fn"]), cell_fn=q.cell_fn(acts["cell_fn"]))
+        return out
+
+    def _carry_fn(self, make_state, default_range: float = 1.0) -> dict:
+        """`{"carry_fn": ...}` quantizing every field of the carry (or {} for a float carry)."""
+        fn = self._q.state_fn(default_range)
+        return {} if fn is None else {"carry_fn": lambda s: make_state(s, fn)}
+
+    def _quant_weights(self, *ws):
+        return tuple(self._q.weights(w) for w in ws)
 
     def _gate_params(self, gates: int, bias_init=nn.initializers.zeros):
         """PyTorch-style `U(-1/sqrt(h), 1/sqrt(h))` weights; `w_ih: [dim, gh]`, `w_hh: [h, gh]`."""
@@ -65,7 +105,9 @@ class LSTM(_Cell):
     """LSTM mixer (`lib.ops.rnn.lstm`); state `LSTMState(h, c)`, each `[b, hidden]`.
 
     Attributes: dim, hidden_dim (default dim), out_proj (default: only if widths differ),
-    method ("auto", "ref", "scan"), gate_fn, cell_fn (swappable nonlinearities).
+    method ("auto", "ref", "scan"), gate_fn, cell_fn (swappable nonlinearities), quant (None,
+    a `QuantConfig` or int bits: quantized weights, activations and carry `(h, c)`; `c` on
+    `[-cell_range, cell_range]`).
     """
 
     gate_fn: Callable = jax.nn.sigmoid
@@ -78,12 +120,24 @@ class LSTM(_Cell):
     def _acts(self):
         return dict(gate_fn=self.gate_fn, cell_fn=self.cell_fn)
 
+    def _lstm_carry(self, s, fn):
+        c = fake_quantize_fixed(s.c, self._q.state, self._q.cell_range)
+        return rnn_ops.LSTMState(fn(s.h), c)
+
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `LSTMState` when `return_state`)."""
-        h, final = rnn_ops.lstm(
-            x_BxLxD, self.w_ih, self.w_hh, self.b, initial_state=state,
-            return_final_state=True, method=self.method, **self._acts(),
-        )  # fmt: skip
+        if self._q is None:
+            h, final = rnn_ops.lstm(
+                x_BxLxD, self.w_ih, self.w_hh, self.b, initial_state=state,
+                return_final_state=True, method=self.method, **self._acts(),
+            )  # fmt: skip
+        else:
+            h, final = quant_ops.lstm_carry_quant(
+                self._q.inputs(x_BxLxD), *self._quant_weights(self.w_ih, self.w_hh), self.b,
+                initial_state=state, return_final_state=True, method=self.method,
+                **self._quant_acts(self._acts()), **self._carry_fn(self._lstm_carry),
+            )  # fmt: skip
+            h = h.astype(x_BxLxD.dtype)
         y = self.readout(h)
         return (y, final) if return_state else y
 
@@ -94,7 +148,13 @@ class LSTM(_Cell):
 
     def step(self, state, x_BxD):
         """One token: `(LSTMState, [b, dim]) -> (LSTMState, [b, dim])`."""
-        state, h = rnn_ops.lstm_step(state, x_BxD, self.w_ih, self.w_hh, self.b, **self._acts())
+        if self._q is None:
+            state, h = rnn_ops.lstm_step(state, x_BxD, self.w_ih, self.w_hh, self.b, **self._acts())
+        else:
+            state, h = quant_ops.lstm_carry_quant_step(
+                state, self._q.inputs(x_BxD), *self._quant_weights(self.w_ih, self.w_hh),
+                self.b, **self._quant_acts(self._acts()), **self._carry_fn(self._lstm_carry),
+            )  # fmt: skip
         return state, self.readout(h.astype(x_BxD.dtype))
 
 
@@ -102,7 +162,7 @@ class LSTM(_Cell):
 class GRU(_Cell):
     """GRU mixer (`lib.ops.rnn.gru`); state `h: [b, hidden]`.
 
-    Attributes: dim, hidden_dim, out_proj, method, gate_fn, cell_fn (as `LSTM`).
+    Attributes: dim, hidden_dim, out_proj, method, gate_fn, cell_fn, quant (as `LSTM`).
     """
 
     gate_fn: Callable = jax.nn.sigmoid
@@ -118,10 +178,19 @@ class GRU(_Cell):
 
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `h` when `return_state`)."""
-        h, final = rnn_ops.gru(
-            x_BxLxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, initial_state=state,
-            return_final_state=True, method=self.method, **self._acts(),
-        )  # fmt: skip
+        if self._q is None:
+            h, final = rnn_ops.gru(
+                x_BxLxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, initial_state=state,
+                return_final_state=True, method=self.method, **self._acts(),
+            )  # fmt: skip
+        else:
+            h, final = quant_ops.gru_carry_quant(
+                self._q.inputs(x_BxLxD), *self._quant_weights(self.w_ih, self.w_hh),
+                self.b_ih, self.b_hh, initial_state=state, return_final_state=True,
+                method=self.method, **self._quant_acts(self._acts()),
+                **self._carry_fn(lambda h, fn: fn(h)),
+            )  # fmt: skip
+            h = h.astype(x_BxLxD.dtype)
         y = self.readout(h)
         return (y, final) if return_state else y
 
@@ -131,25 +200,45 @@ class GRU(_Cell):
 
     def step(self, state, x_BxD):
         """One token: `(h, [b, dim]) -> (h, [b, dim])`."""
-        state, h = rnn_ops.gru_step(
-            state, x_BxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, **self._acts()
-        )
+        if self._q is None:
+            state, h = rnn_ops.gru_step(
+                state, x_BxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, **self._acts()
+            )
+        else:
+            state, h = quant_ops.gru_carry_quant_step(
+                state, self._q.inputs(x_BxD), *self._quant_weights(self.w_ih, self.w_hh),
+                self.b_ih, self.b_hh, **self._quant_acts(self._acts()),
+                **self._carry_fn(lambda h, fn: fn(h)),
+            )  # fmt: skip
         return state, self.readout(h.astype(x_BxD.dtype))
 
 
 class _MinRNN(_Cell):
-    """minGRU/minLSTM: one `Dense` to the gate logits and `g(.)` candidates, then the op."""
+    """minGRU/minLSTM: one `Dense` to the gate logits and `g(.)` candidates, then the op.
+
+    With `quant`, the candidates `h~` sit on the carry's grid (the state is a running mix of
+    them), whose default range is `MIN_STATE_RANGE` (`g(.)` is positive and unbounded).
+    """
 
     chunk_size: int = 32
     gates: int = 1
 
     def setup(self):
-        self.in_proj = nn.Dense((self.gates + 1) * self.hidden, name="in_proj")
+        self.in_proj = self._dense((self.gates + 1) * self.hidden, "in_proj")
         self.readout = self._readout()
 
     def _split(self, x):
-        parts = jnp.split(self.in_proj(x), self.gates + 1, axis=-1)
-        return parts[:-1], min_ops.g(parts[-1])
+        q = self._q
+        parts = jnp.split(self.in_proj(x if q is None else q.inputs(x)), self.gates + 1, axis=-1)
+        h_tilde = min_ops.g(parts[-1])
+        if q is not None and q.quantizes_state:
+            h_tilde = q.state_fn(MIN_STATE_RANGE)(h_tilde)
+        return parts[:-1], h_tilde
+
+    def _quant_kw(self):
+        """The gate quantizer and the carry quantizer of the `lib.ops.quant_rnn` min ops."""
+        q = self._q
+        return dict(gate_fn=q.gate_fn(lambda p: p), carry_fn=q.state_fn(MIN_STATE_RANGE))
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
         """Zero `h: [b, hidden]` (float32 or wider)."""
@@ -160,7 +249,8 @@ class _MinRNN(_Cell):
 class MinGRU(_MinRNN):
     """minGRU mixer: `h_t = (1 - z_t) h_{t-1} + z_t g(W_h x_t)`, `z_t = sigmoid(W_z x_t)`.
 
-    Attributes: dim, hidden_dim, out_proj, method ("auto", "ref", "scan", "log"), chunk_size.
+    Attributes: dim, hidden_dim, out_proj, method ("auto", "ref", "scan", "log"), chunk_size,
+    quant (see `_MinRNN`; a quantized carry resolves "auto" to the sequential "ref").
     """
 
     gates: int = 1
@@ -168,17 +258,26 @@ class MinGRU(_MinRNN):
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `h` when `return_state`)."""
         (k,), ht = self._split(x_BxLxD)
-        h, final = min_ops.min_gru(
-            k, ht, initial_state=state, return_final_state=True, method=self.method,
-            chunk_size=self.chunk_size,
-        )  # fmt: skip
+        if self._q is None:
+            h, final = min_ops.min_gru(
+                k, ht, initial_state=state, return_final_state=True, method=self.method,
+                chunk_size=self.chunk_size,
+            )  # fmt: skip
+        else:
+            h, final = quant_ops.min_gru_carry_quant(
+                k, ht, initial_state=state, return_final_state=True, method=self.method,
+                **self._quant_kw(),
+            )  # fmt: skip
         y = self.readout(h)
         return (y, final) if return_state else y
 
     def step(self, state, x_BxD):
         """One token: `(h, [b, dim]) -> (h, [b, dim])`."""
         (k,), ht = self._split(x_BxD)
-        state, h = min_ops.min_gru_step(state, k, ht)
+        if self._q is None:
+            state, h = min_ops.min_gru_step(state, k, ht)
+        else:
+            state, h = quant_ops.min_gru_carry_quant_step(state, k, ht, **self._quant_kw())
         return state, self.readout(h.astype(x_BxD.dtype))
 
 
@@ -186,7 +285,8 @@ class MinGRU(_MinRNN):
 class MinLSTM(_MinRNN):
     """minLSTM mixer: normalised forget/input gates from `x` only, `h~ = g(W_h x)`.
 
-    Attributes: dim, hidden_dim, out_proj, method ("auto", "ref", "scan", "log"), chunk_size.
+    Attributes: dim, hidden_dim, out_proj, method ("auto", "ref", "scan", "log"), chunk_size,
+    quant (as `MinGRU`).
     """
 
     gates: int = 2
@@ -194,18 +294,32 @@ class MinLSTM(_MinRNN):
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `h` when `return_state`)."""
         (kf, ki), ht = self._split(x_BxLxD)
-        h, final = min_ops.min_lstm(
-            kf, ki, ht, initial_state=state, return_final_state=True, method=self.method,
-            chunk_size=self.chunk_size,
-        )  # fmt: skip
+        if self._q is None:
+            h, final = min_ops.min_lstm(
+                kf, ki, ht, initial_state=state, return_final_state=True, method=self.method,
+                chunk_size=self.chunk_size,
+            )  # fmt: skip
+        else:
+            h, final = quant_ops.min_lstm_carry_quant(
+                kf, ki, ht, initial_state=state, return_final_state=True, method=self.method,
+                **self._quant_kw(),
+            )  # fmt: skip
         y = self.readout(h)
         return (y, final) if return_state else y
 
     def step(self, state, x_BxD):
         """One token: `(h, [b, dim]) -> (h, [b, dim])`."""
         (kf, ki), ht = self._split(x_BxD)
-        state, h = min_ops.min_lstm_step(state, kf, ki, ht)
+        if self._q is None:
+            state, h = min_ops.min_lstm_step(state, kf, ki, ht)
+        else:
+            state, h = quant_ops.min_lstm_carry_quant_step(state, kf, ki, ht, **self._quant_kw())
         return state, self.readout(h.astype(x_BxD.dtype))
+
+
+def _egru_carry(s, fn):
+    """Both EGRU carry fields on the state grid: `c` and the event output `y` (in [0, 1])."""
+    return egru_ops.EGRUState(fn(s.c), fn(s.y))
 
 
 @register_mixer("egru")
@@ -219,7 +333,8 @@ class EGRU(_Cell):
 
     Attributes: dim, hidden_dim, out_proj (default True), method, threshold_init (thresholds
     are learned, kept in [0.01, 1]), surrogate (a `lib.ops.spiking.SURROGATES` name or None
-    for the paper's triangle), gate_fn, cell_fn.
+    for the paper's triangle), gate_fn, cell_fn, quant (as `LSTM`; the carry `(c, y)` on the
+    grid of [-1, 1]; thresholds stay float).
     """
 
     out_proj: bool | None = True
@@ -244,10 +359,19 @@ class EGRU(_Cell):
 
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `EGRUState` when `return_state`)."""
-        y, final = egru_ops.egru(
-            x_BxLxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self._thr(),
-            initial_state=state, return_final_state=True, method=self.method, **self._kw(),
-        )  # fmt: skip
+        if self._q is None:
+            y, final = egru_ops.egru(
+                x_BxLxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self._thr(),
+                initial_state=state, return_final_state=True, method=self.method, **self._kw(),
+            )  # fmt: skip
+        else:
+            y, final = quant_ops.egru_carry_quant(
+                self._q.inputs(x_BxLxD), *self._quant_weights(self.w_ih, self.w_hh),
+                self.b_ih, self.b_hh, self._thr(), initial_state=state,
+                return_final_state=True, method=self.method,
+                **self._quant_acts(self._kw()), **self._carry_fn(_egru_carry),
+            )  # fmt: skip
+            y = y.astype(x_BxLxD.dtype)
         self.sow("intermediates", "activity_sparsity", egru_ops.activity_sparsity(y))
         out = self.readout(y)
         return (out, final) if return_state else out
@@ -260,7 +384,15 @@ class EGRU(_Cell):
 
     def step(self, state, x_BxD):
         """One token: `(EGRUState, [b, dim]) -> (EGRUState, [b, dim])`."""
-        state, y = egru_ops.egru_step(
-            state, x_BxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self._thr(), **self._kw()
-        )
+        if self._q is None:
+            state, y = egru_ops.egru_step(
+                state, x_BxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self._thr(),
+                **self._kw(),
+            )  # fmt: skip
+        else:
+            state, y = quant_ops.egru_carry_quant_step(
+                state, self._q.inputs(x_BxD), *self._quant_weights(self.w_ih, self.w_hh),
+                self.b_ih, self.b_hh, self._thr(), **self._quant_acts(self._kw()),
+                **self._carry_fn(_egru_carry),
+            )  # fmt: skip
         return state, self.readout(y.astype(x_BxD.dtype))

@@ -1,24 +1,315 @@
-"""Quantized recurrence: LSTM / GRU with quantized weights, activations AND recurrent carry
+"""Quantized recurrence: recurrent cells with quantized weights, activations AND recurrent carry
 (fixed-point recurrent state, as in integer-only RNN inference and analog-crossbar RNNs).
 
-Built on `lib.ops.rnn`'s cells with swapped nonlinearities. Every quantizer is a straight-
-through fake quantization, so the same functions serve QAT and the integer-inference error
-study. Formats (each `None` leaves that part in float):
-- weights: symmetric int, one scale per output column (dynamic max);
-- inputs: symmetric int per tensor (dynamic max);
-- gate activations: sigmoid outputs on the unsigned grid `k / (2**b - 1)` of [0, 1];
-  tanh outputs and the hidden state `h` on the signed grid `k / (2**(b-1) - 1)` of [-1, 1];
-- the LSTM cell state `c`: fixed point in `[-cell_range, cell_range]`, saturating.
+Two layers:
+- carry-quantized scans (`lstm_carry_quant`, `gru_carry_quant`, `egru_carry_quant`,
+  `min_gru_carry_quant`, `min_lstm_carry_quant`, and their `*_step` twins): the cells of
+  `lib.ops.rnn`, `lib.ops.rnn_egru` and `lib.ops.rnn_min` with a `carry_fn` applied to the new
+  carry after every step (and the gate/candidate nonlinearities swapped for quantized ones by
+  the caller). The quantizers are plain callables, so `lib.nn.rnn`'s `quant=` option passes
+  `QuantSpec`-built ones and the bit-width API below passes fixed-grid ones. The full form and
+  the step form run the same per-step arithmetic, so step-by-step equals the full sequence.
+- `quantized_lstm` / `quantized_gru`: the bit-width API (each `None` leaves that part in float):
+  weights symmetric int per output column (dynamic max); inputs symmetric int per tensor
+  (dynamic max); sigmoid outputs on the unsigned grid `k / (2**b - 1)` of [0, 1]; tanh outputs
+  and the hidden state `h` on the signed grid `k / (2**(b-1) - 1)` of [-1, 1]; the LSTM cell
+  state `c` fixed point in `[-cell_range, cell_range]`, saturating.
+
+A quantized carry makes the recurrence nonlinear in `h`, so minGRU/minLSTM lose their parallel
+scan: `method="auto"` resolves to the sequential "ref" form when `carry_fn` is given, "scan"
+(`lib.ops.scan.linear_recurrence`) otherwise; "scan" with a `carry_fn` is an error, and so is
+"log" (quantized gates can be exactly 0, which has no logarithm).
+Every quantizer is a straight-through fake quantization, so the same functions serve QAT and
+the integer-inference error study.
 """
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_rank
+from lib.ops._checks import check_method, check_rank, check_shape
 from lib.ops.quant import fake_quant, int_scale
-from lib.ops.rnn import LSTMState, gru_cell, lstm_cell
+from lib.ops.rnn import LSTMState, gru_cell, lstm_cell, resolve_method
+from lib.ops.rnn_egru import EGRUState, _fire, egru_cell, egru_init_state
+from lib.ops.scan import linear_recurrence
+
+Fn = Callable[[jax.Array], jax.Array]
+MIN_METHODS = ("auto", "ref", "scan", "log")
+
+
+def _identity(x):
+    return x
+
+
+def _f32(x):
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def _scan_time(step, carry, xs):
+    """`lax.scan` of `step` over axis 1 of every array in `xs`; outputs back batch-first."""
+    carry, ys = jax.lax.scan(step, carry, jax.tree.map(lambda v: jnp.swapaxes(v, 0, 1), xs))
+    return carry, jnp.swapaxes(ys, 0, 1)
+
+
+def _check_cell(x, w_ih, w_hh, k, biases):
+    check_rank("x", x, 3)
+    check_rank("w_ih", w_ih, 2)
+    check_rank("w_hh", w_hh, 2)
+    hidden = w_hh.shape[0]
+    check_shape("w_ih", w_ih, (x.shape[-1], k * hidden))
+    check_shape("w_hh", w_hh, (hidden, k * hidden))
+    for name, b in biases.items():
+        if b is not None:
+            check_shape(name, b, (k * hidden,))
+    return hidden
+
+
+def _project(x_t, w_ih, b):
+    """Input contribution `x W_ih + b` (one step `[b, d]` or a whole sequence `[b, l, d]`)."""
+    xw = jnp.matmul(x_t.astype(jnp.float32), w_ih.astype(jnp.float32))
+    return xw if b is None else xw + b.astype(jnp.float32)
+
+
+def _init(initial_state, zeros, names):
+    if initial_state is None:
+        return zeros
+    for name, s, z in zip(names, jax.tree.leaves(initial_state), jax.tree.leaves(zeros)):
+        check_shape(name, s, z.shape)
+    return jax.tree.map(lambda s: s.astype(jnp.float32), initial_state)
+
+
+def _full(cell, carry, x, w_ih, b, hoist, return_final_state, dtype):
+    if hoist:  # one matmul for every step, then only the recurrent matmul in the loop
+        final, y = _scan_time(cell, carry, _project(x, w_ih, b))
+    else:  # the step form itself, scanned
+        final, y = _scan_time(lambda s, x_t: cell(s, _project(x_t, w_ih, b)), carry, x)
+    y = y.astype(dtype)
+    return (y, final) if return_final_state else y
+
+
+# ------------------------------------------------------------------ LSTM, GRU, EGRU cells
+
+
+def lstm_carry_quant_step(
+    state, x_t, w_ih, w_hh, b=None, *, carry_fn: Fn = _identity, gate_fn=jax.nn.sigmoid,
+    cell_fn=jnp.tanh,
+):  # fmt: skip
+    """One LSTM step then `carry_fn` on the new `LSTMState`: `(state, [b, d]) -> (state, h)`;
+    the output is the (quantized) carried `h`."""
+    state, _ = lstm_cell(state, _project(x_t, w_ih, b), w_hh, gate_fn=gate_fn, cell_fn=cell_fn)
+    state = carry_fn(state)
+    return state, state.h
+
+
+def lstm_carry_quant(
+    x, w_ih, w_hh, b=None, *, carry_fn: Fn = _identity, gate_fn=jax.nn.sigmoid,
+    cell_fn=jnp.tanh, initial_state: LSTMState | None = None, return_final_state=False,
+    method: str = "auto",
+):  # fmt: skip
+    """LSTM over axis 1 with `carry_fn: LSTMState -> LSTMState` applied after every step.
+
+    Args:
+      x: `[b, l, d_in]` (already quantized by the caller if wanted); w_ih: `[d_in, 4h]`;
+        w_hh: `[h, 4h]`; b: `[4h]` (gates i, f, g, o), as in `lib.ops.rnn.lstm`.
+      carry_fn: quantizer of the carry `(h, c)`; gate_fn, cell_fn: (quantized) nonlinearities.
+      method: "ref" (projection inside the scan: exactly the step form), "scan" (hoisted
+        projection) or "auto" (`lib.ops.rnn.resolve_method`).
+
+    Returns:
+      `h: [b, l, h]` in `x.dtype` [, final `LSTMState` (float32)].
+    """
+    hoist = resolve_method(method, x.shape[1] if x.ndim == 3 else 0) == "scan"
+    hidden = _check_cell(x, w_ih, w_hh, 4, {"b": b})
+    zeros = jnp.zeros((x.shape[0], hidden), jnp.float32)
+    s0 = _init(initial_state, LSTMState(zeros, zeros), ("initial_state.h", "initial_state.c"))
+
+    def cell(s, xw_t):
+        s, _ = lstm_cell(s, xw_t, w_hh, gate_fn=gate_fn, cell_fn=cell_fn)
+        s = carry_fn(s)
+        return s, s.h
+
+    return _full(cell, s0, x, w_ih, b, hoist, return_final_state, x.dtype)
+
+
+def gru_carry_quant_step(
+    h, x_t, w_ih, w_hh, b_ih=None, b_hh=None, *, carry_fn: Fn = _identity,
+    gate_fn=jax.nn.sigmoid, cell_fn=jnp.tanh,
+):  # fmt: skip
+    """One GRU step then `carry_fn` on the new `h`: `(h, [b, d]) -> (h, h)`."""
+    h, _ = gru_cell(h, _project(x_t, w_ih, b_ih), w_hh, b_hh, gate_fn=gate_fn, cell_fn=cell_fn)
+    h = carry_fn(h)
+    return h, h
+
+
+def gru_carry_quant(
+    x, w_ih, w_hh, b_ih=None, b_hh=None, *, carry_fn: Fn = _identity, gate_fn=jax.nn.sigmoid,
+    cell_fn=jnp.tanh, initial_state=None, return_final_state=False, method: str = "auto",
+):  # fmt: skip
+    """GRU over axis 1 (weights as `lib.ops.rnn.gru`) with `carry_fn` on `h` after every step.
+
+    Returns:
+      `h: [b, l, h]` in `x.dtype` [, final `h: [b, h]` (float32)]; see `lstm_carry_quant`.
+    """
+    hoist = resolve_method(method, x.shape[1] if x.ndim == 3 else 0) == "scan"
+    hidden = _check_cell(x, w_ih, w_hh, 3, {"b_ih": b_ih, "b_hh": b_hh})
+    h0 = _init(initial_state, jnp.zeros((x.shape[0], hidden), jnp.float32), ("initial_state",))
+
+    def cell(h, xw_t):
+        h, _ = gru_cell(h, xw_t, w_hh, b_hh, gate_fn=gate_fn, cell_fn=cell_fn)
+        h = carry_fn(h)
+        return h, h
+
+    return _full(cell, h0, x, w_ih, b_ih, hoist, return_final_state, x.dtype)
+
+
+def egru_carry_quant_step(
+    state, x_t, w_ih, w_hh, b_ih, b_hh, threshold, *, carry_fn: Fn = _identity, surrogate=None,
+    gate_fn=jax.nn.sigmoid, cell_fn=jnp.tanh,
+):  # fmt: skip
+    """One EGRU step then `carry_fn` on the new `EGRUState(c, y)`; the output is the carried
+    (quantized) event output `y`."""
+    state, _ = egru_cell(
+        state, _project(x_t, w_ih, b_ih), w_hh, b_hh, threshold, fire=_fire(surrogate),
+        gate_fn=gate_fn, cell_fn=cell_fn,
+    )  # fmt: skip
+    state = carry_fn(state)
+    return state, state.y
+
+
+def egru_carry_quant(
+    x, w_ih, w_hh, b_ih, b_hh, threshold, *, carry_fn: Fn = _identity, surrogate=None,
+    gate_fn=jax.nn.sigmoid, cell_fn=jnp.tanh, initial_state: EGRUState | None = None,
+    return_final_state=False, method: str = "auto",
+):  # fmt: skip
+    """EGRU over axis 1 (as `lib.ops.rnn_egru.egru`) with `carry_fn` on `EGRUState(c, y)`
+    after every step.
+
+    Returns:
+      event outputs `y: [b, l, h]` in `x.dtype` [, final `EGRUState` (float32)].
+    """
+    hoist = resolve_method(method, x.shape[1] if x.ndim == 3 else 0) == "scan"
+    hidden = _check_cell(x, w_ih, w_hh, 3, {"b_ih": b_ih, "b_hh": b_hh})
+    threshold = jnp.broadcast_to(jnp.asarray(threshold, jnp.float32), (hidden,))
+    s0 = _init(
+        initial_state, egru_init_state(x.shape[0], hidden), ("initial_state.c", "initial_state.y")
+    )
+    fire = _fire(surrogate)
+
+    def cell(s, xw_t):
+        s, _ = egru_cell(s, xw_t, w_hh, b_hh, threshold, fire=fire, gate_fn=gate_fn,
+                         cell_fn=cell_fn)  # fmt: skip
+        s = carry_fn(s)
+        return s, s.y
+
+    return _full(cell, s0, x, w_ih, b_ih, hoist, return_final_state, x.dtype)
+
+
+# ------------------------------------------------------------------ minGRU, minLSTM
+
+
+def _min_gru_gates(z_logits, gate_fn):
+    """(forget factor, input gate) `(1 - z, z)` with `z = gate_fn(sigmoid(k))`."""
+    z = gate_fn(jax.nn.sigmoid(_f32(z_logits)))
+    return 1.0 - z, z
+
+
+def _min_lstm_gates(f_logits, i_logits, gate_fn):
+    """Normalised `(f', i')`: `f' = f / (f + i) = sigmoid(-diff)` with
+    `diff = softplus(-kf) - softplus(-ki)` (no division, no underflow), each through `gate_fn`."""
+    diff = jax.nn.softplus(-_f32(f_logits)) - jax.nn.softplus(-_f32(i_logits))
+    return gate_fn(jax.nn.sigmoid(-diff)), gate_fn(jax.nn.sigmoid(diff))
+
+
+def _min_resolve(method, carry_fn):
+    check_method(method, MIN_METHODS)
+    if method == "log":
+        raise ValueError(
+            "method='log' needs exact gates (a quantized gate can be 0, which has no log); "
+            "use 'ref' or 'scan'"
+        )
+    if method == "scan" and carry_fn is not None:
+        raise ValueError(
+            "a quantized carry makes the recurrence nonlinear in h: method='scan' (the parallel "
+            "linear recurrence) cannot apply it; use 'ref' or 'auto'"
+        )
+    if method == "auto":
+        return "ref" if carry_fn is not None else "scan"
+    return method
+
+
+def _min_run(a, i, h_tilde, initial_state, carry_fn, method, return_final_state):
+    method = _min_resolve(method, carry_fn)
+    b, _, d = h_tilde.shape
+    h0 = _init(initial_state, jnp.zeros((b, d), jnp.float32), ("initial_state",))
+    bx = i * _f32(h_tilde)
+    if method == "scan":
+        h, final = linear_recurrence(a, bx, h0, return_final_state=True)
+    else:
+        fn = carry_fn or _identity
+
+        def step(h, inp):
+            a_t, b_t = inp
+            h = fn(a_t * h + b_t)
+            return h, h
+
+        final, h = _scan_time(step, h0, (a, bx))
+    h = h.astype(h_tilde.dtype)
+    return (h, final) if return_final_state else h
+
+
+def min_gru_carry_quant(
+    z_logits, h_tilde, *, gate_fn: Fn = _identity, carry_fn: Fn | None = None,
+    initial_state=None, return_final_state=False, method: str = "auto",
+):  # fmt: skip
+    """minGRU over axis 1, `h_t = carry_fn((1 - z_t) h_{t-1} + z_t h~_t)`, `z = gate_fn(sigmoid(k))`.
+
+    Args:
+      z_logits, h_tilde: `[b, l, d]` (quantize `h~` before calling, if wanted).
+      gate_fn: quantizer of the gate `z` in [0, 1]; carry_fn: quantizer of `h` (None: float).
+      method: "ref" (sequential), "scan" (parallel `linear_recurrence`; only without
+        `carry_fn`) or "auto" (see the module docstring).
+
+    Returns:
+      `h: [b, l, d]` in `h_tilde.dtype` [, final `h: [b, d]` (float32)].
+    """
+    check_rank("z_logits", z_logits, 3)
+    check_shape("h_tilde", h_tilde, z_logits.shape)
+    a, i = _min_gru_gates(z_logits, gate_fn)
+    return _min_run(a, i, h_tilde, initial_state, carry_fn, method, return_final_state)
+
+
+def min_lstm_carry_quant(
+    f_logits, i_logits, h_tilde, *, gate_fn: Fn = _identity, carry_fn: Fn | None = None,
+    initial_state=None, return_final_state=False, method: str = "auto",
+):  # fmt: skip
+    """minLSTM over axis 1, `h_t = carry_fn(f'_t h_{t-1} + i'_t h~_t)` with normalised gates
+    through `gate_fn`; arguments as `min_gru_carry_quant`."""
+    check_rank("f_logits", f_logits, 3)
+    check_shape("i_logits", i_logits, f_logits.shape)
+    check_shape("h_tilde", h_tilde, f_logits.shape)
+    a, i = _min_lstm_gates(f_logits, i_logits, gate_fn)
+    return _min_run(a, i, h_tilde, initial_state, carry_fn, method, return_final_state)
+
+
+def min_gru_carry_quant_step(h, z_logit_t, h_tilde_t, *, gate_fn=_identity, carry_fn=None):
+    """Streaming form of `min_gru_carry_quant`: `(h: [b, d], k_t, h~_t) -> (h, h)`."""
+    a, i = _min_gru_gates(z_logit_t, gate_fn)
+    h = (carry_fn or _identity)(a * h + i * _f32(h_tilde_t))
+    return h, h
+
+
+def min_lstm_carry_quant_step(
+    h, f_logit_t, i_logit_t, h_tilde_t, *, gate_fn=_identity, carry_fn=None
+):
+    """Streaming form of `min_lstm_carry_quant`: `(h: [b, d], kf_t, ki_t, h~_t) -> (h, h)`."""
+    a, i = _min_lstm_gates(f_logit_t, i_logit_t, gate_fn)
+    h = (carry_fn or _identity)(a * h + i * _f32(h_tilde_t))
+    return h, h
+
+
+# ------------------------------------------------------------------ the bit-width API
 
 
 def _fq_fixed(x, bits, limit, signed=True):
@@ -44,6 +335,12 @@ def _prepare(x, w_ih, w_hh, weight_bits, input_bits):
     w_ih = _fq_dynamic(w_ih, weight_bits, axis=-1)
     w_hh = _fq_dynamic(w_hh, weight_bits, axis=-1)
     return _fq_dynamic(x.astype(jnp.float32), input_bits), w_ih, w_hh
+
+
+def _act_fns(act_bits):
+    gate_fn = lambda z: _fq_fixed(jax.nn.sigmoid(z), act_bits, 1.0, signed=False)
+    cell_fn = lambda z: _fq_fixed(jnp.tanh(z), act_bits, 1.0)
+    return dict(gate_fn=gate_fn, cell_fn=cell_fn)
 
 
 @functools.partial(
@@ -83,23 +380,16 @@ def quantized_lstm(
       `h: [b, l, h]` float32 [, final `LSTMState`].
     """
     x, w_ih, w_hh = _prepare(x, w_ih, w_hh, weight_bits, input_bits)
-    hidden = w_hh.shape[0]
-    xw = x @ w_ih + (0.0 if b is None else b)
-    gate_fn = lambda z: _fq_fixed(jax.nn.sigmoid(z), act_bits, 1.0, signed=False)
-    cell_fn = lambda z: _fq_fixed(jnp.tanh(z), act_bits, 1.0)
 
-    def step(state, xw_t):
-        state, _ = lstm_cell(state, xw_t, w_hh, gate_fn=gate_fn, cell_fn=cell_fn)
-        h = _fq_fixed(state.h, state_bits, 1.0)
-        c = _fq_fixed(jnp.clip(state.c, -cell_range, cell_range), state_bits, cell_range)
-        return LSTMState(h, c), h
+    def carry_fn(s):
+        h = _fq_fixed(s.h, state_bits, 1.0)
+        c = _fq_fixed(jnp.clip(s.c, -cell_range, cell_range), state_bits, cell_range)
+        return LSTMState(h, c)
 
-    if initial_state is None:
-        zeros = jnp.zeros((x.shape[0], hidden), jnp.float32)
-        initial_state = LSTMState(zeros, zeros)
-    final, hs = jax.lax.scan(step, initial_state, jnp.swapaxes(xw, 0, 1))
-    hs = jnp.swapaxes(hs, 0, 1)
-    return (hs, final) if return_final_state else hs
+    return lstm_carry_quant(
+        x, w_ih, w_hh, b, carry_fn=carry_fn, initial_state=initial_state,
+        return_final_state=return_final_state, method="scan", **_act_fns(act_bits),
+    )  # fmt: skip
 
 
 @functools.partial(
@@ -131,17 +421,8 @@ def quantized_gru(
       `h: [b, l, h]` float32 [, final state `[b, h]`].
     """
     x, w_ih, w_hh = _prepare(x, w_ih, w_hh, weight_bits, input_bits)
-    hidden = w_hh.shape[0]
-    xw = x @ w_ih + (0.0 if b_ih is None else b_ih)
-    gate_fn = lambda z: _fq_fixed(jax.nn.sigmoid(z), act_bits, 1.0, signed=False)
-    cell_fn = lambda z: _fq_fixed(jnp.tanh(z), act_bits, 1.0)
-
-    def step(h, xw_t):
-        h, _ = gru_cell(h, xw_t, w_hh, b_hh, gate_fn=gate_fn, cell_fn=cell_fn)
-        h = _fq_fixed(h, state_bits, 1.0)
-        return h, h
-
-    h0 = jnp.zeros((x.shape[0], hidden), jnp.float32) if initial_state is None else initial_state
-    final, hs = jax.lax.scan(step, h0, jnp.swapaxes(xw, 0, 1))
-    hs = jnp.swapaxes(hs, 0, 1)
-    return (hs, final) if return_final_state else hs
+    return gru_carry_quant(
+        x, w_ih, w_hh, b_ih, b_hh, carry_fn=lambda h: _fq_fixed(h, state_bits, 1.0),
+        initial_state=initial_state, return_final_state=return_final_state, method="scan",
+        **_act_fns(act_bits),
+    )  # fmt: skip
