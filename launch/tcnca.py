@@ -1,0 +1,31 @@
+"""Launch a TCNCA experiment (Terzic et al., 2023): MQAR associative recall.
+
+python -m launch.tcnca --config=research/tcnca/configs/recall.py[:smoke] [--workdir=DIR]
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from launch._report import report
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "research/tcnca/configs/*.py")
+_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
+
+
+def run(c, workdir=None) -> dict:
+    """Run `c.experiment`; returns {experiment name: rows} (also printed and saved)."""
+    from research.tcnca.model import run as run_experiment
+
+    results = {c.experiment: run_experiment(c)}
+    report(results, workdir)
+    return results
+
+
+def main(argv):
+    del argv
+    run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
