@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lib.nn.blocks import GatedMLP, RMSNorm
 from lib.nn.registry import get_mixer
@@ -58,6 +59,7 @@ class Residual(nn.Module):
     dim: int
     mixer: str | None
     mixer_kwargs: Any = None
+    mlp_dim: int | None = None
 
     @nn.compact
     def __call__(self, x):
@@ -67,7 +69,7 @@ class Residual(nn.Module):
             x = x + get_mixer(self.mixer)(dim=self.dim, **dict(self.mixer_kwargs or {}))(
                 RMSNorm()(x)
             )
-        return x + GatedMLP(self.dim)(RMSNorm()(x))
+        return x + GatedMLP(self.dim, self.mlp_dim)(RMSNorm()(x))
 
 
 class Forecaster(nn.Module):
@@ -79,6 +81,8 @@ class Forecaster(nn.Module):
       recurrence: one of RECURRENCES.
       attention: add causal attention (alone if recurrence is "none", else after each block).
       output_scale: the residual forecast is inputs + output_scale * output.
+      mlp_dim: hidden width of every gated MLP (None: `GatedMLP`'s default, ~8/3 dim); the
+        fine knob for matching parameter counts (`matched_width`).
     """
 
     features: int
@@ -88,6 +92,7 @@ class Forecaster(nn.Module):
     recurrence: str = "gru"
     attention: bool = False
     output_scale: float = 1.0
+    mlp_dim: int | None = None
 
     @nn.compact
     def __call__(self, x_BxLxF):
@@ -97,13 +102,89 @@ class Forecaster(nn.Module):
         h = nn.Dense(self.dim, name="input_proj")(x_BxLxF)
         for _ in range(self.depth):
             if self.recurrence != "none":
-                h = Residual(self.dim, self.recurrence)(h)
+                h = Residual(self.dim, self.recurrence, mlp_dim=self.mlp_dim)(h)
             if self.attention:
-                h = Residual(self.dim, "attention", {"num_heads": self.num_heads})(h)
+                h = Residual(
+                    self.dim, "attention", {"num_heads": self.num_heads}, mlp_dim=self.mlp_dim
+                )(h)
             if self.recurrence == "none" and not self.attention:
-                h = Residual(self.dim, None)(h)
+                h = Residual(self.dim, None, mlp_dim=self.mlp_dim)(h)
         out = nn.Dense(self.features, kernel_init=nn.initializers.zeros, name="head")(RMSNorm()(h))
         return x_BxLxF + self.output_scale * out
+
+
+def count_params(
+    variant: str, features: int, dim: int, depth: int, num_heads: int, mlp_dim: int | None = None
+) -> int:
+    """Parameters of `variant` at width `dim` (shapes only: nothing is computed)."""
+    recurrence, attention = VARIANTS[variant]
+    model = Forecaster(features, dim, depth, num_heads, recurrence, attention, mlp_dim=mlp_dim)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 2, features)))
+    return sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(shapes))
+
+
+def default_mlp_dim(dim: int) -> int:
+    """`GatedMLP`'s default hidden width: 8/3 dim rounded up to a multiple of 8."""
+    return -(-(8 * dim // 3) // 8) * 8
+
+
+def matched_width(
+    variant: str, target_params: int, features: int, depth: int, num_heads: int,
+    max_dim: int = 1024,
+) -> tuple[int, int]:  # fmt: skip
+    """A width `(dim, mlp_dim)` at which `variant` has about `target_params` parameters.
+
+    Coarse, then fine: `dim` is the largest allowed width whose count (with the default MLP)
+    does not pass the target (found by bisection: the count grows with the width), where
+    allowed means a multiple of `2 * num_heads` for attention variants (whole heads of even
+    size, for rotary positions) and any width otherwise; then the gated MLPs' hidden width,
+    on which the count depends linearly, is widened to close the gap. The result is within
+    one MLP unit's worth of parameters (`3 * dim * blocks`) of the target.
+
+    Args:
+      variant: a key of `VARIANTS`.
+      target_params: the parameter budget (e.g. another variant's count).
+      features, depth, num_heads: the other sizes, as in `Forecaster`.
+      max_dim: the largest width tried.
+
+    Returns:
+      `(dim, mlp_dim)` for `Forecaster`.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+    if target_params <= 0:
+        raise ValueError(f"target_params must be positive, got {target_params}")
+    step = 2 * num_heads if VARIANTS[variant][1] else 1
+
+    def count(dim, mlp=None):
+        return count_params(variant, features, dim, depth, num_heads, mlp)
+
+    if count(step) > target_params:
+        raise ValueError(f"{variant} has more than {target_params} parameters at its narrowest")
+    lo, hi = 1, max_dim // step
+    if count(hi * step) <= target_params:
+        raise ValueError(f"{variant} needs a width above {max_dim} for {target_params} parameters")
+    while lo < hi:  # last multiple k with count(k * step) <= target
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if count(mid * step) <= target_params else (lo, mid - 1)
+    dim = lo * step
+    base = default_mlp_dim(dim)
+    per_unit = count(dim, base + 1) - count(dim, base)
+    return dim, base + max(0, round((target_params - count(dim, base)) / per_unit))
+
+
+def model_width(config, features: int) -> tuple[int, int | None]:
+    """`(dim, mlp_dim)`: `config.model.dim` and the default MLP, or, with
+    `config.model.match_params` naming a variant (e.g. "gru"), the width at which this variant
+    has as many parameters as that variant has at `config.model.dim` (`matched_width`)."""
+    m = config.model
+    ref = m.get("match_params", "")
+    if not ref:
+        return m.dim, None
+    if ref not in VARIANTS:
+        raise ValueError(f"match_params must be one of {sorted(VARIANTS)}, got {ref!r}")
+    target = count_params(ref, features, m.dim, m.depth, m.num_heads)
+    return matched_width(m.variant, target, features, m.depth, m.num_heads)
 
 
 def make_model(config, features: int) -> Forecaster:
@@ -111,7 +192,10 @@ def make_model(config, features: int) -> Forecaster:
     if m.variant not in VARIANTS:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {m.variant!r}")
     recurrence, attention = VARIANTS[m.variant]
-    return Forecaster(features, m.dim, m.depth, m.num_heads, recurrence, attention, m.output_scale)
+    dim, mlp_dim = model_width(config, features)
+    return Forecaster(
+        features, dim, m.depth, m.num_heads, recurrence, attention, m.output_scale, mlp_dim
+    )
 
 
 def loss_fn(params, batch, rng, *, model, train):

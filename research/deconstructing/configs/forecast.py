@@ -6,8 +6,10 @@ Command (all six variants on one data set; about 3-6 minutes on a loaded 2-core 
         --config=research/deconstructing/configs/forecast.py:lorenz96,all \
         --workdir=workdirs/deconstructing/lorenz96
 
-`arg` is "<data>[,<variant>][,smoke]", data in {lorenz96, kuramoto_sivashinsky, sunspots},
-variant in {mlp, rnn, gru, lstm, transformer, gru_attention, all}. Metric: test MSE relative to
+`arg` is "<data>[,<variant>][,matched][,smoke]", data in {lorenz96, kuramoto_sivashinsky,
+sunspots}, variant in {mlp, rnn, gru, lstm, transformer, gru_attention, all}. `matched` sizes
+every variant to the GRU's parameter count at dim 32 (width and MLP width solved by
+`model.matched_width`, within 0.2%): `...:lorenz96,all,matched`. Metric: test MSE relative to
 the persistence forecast (x_{t+1} = x_t); lower is better. Results: research/deconstructing/README.md.
 """
 
@@ -22,11 +24,14 @@ VARIANTS = ("mlp", "rnn", "gru", "lstm", "transformer", "gru_attention", "all")
 def get_config(arg: str = "lorenz96,gru") -> ml_collections.ConfigDict:
     parts = [p for p in arg.split(",") if p]
     smoke = "smoke" in parts
-    rest = [p for p in parts if p != "smoke"]
+    matched = "matched" in parts
+    rest = [p for p in parts if p not in ("smoke", "matched")]
     data = rest[0] if rest else "lorenz96"
     variant = rest[1] if len(rest) > 1 else "gru"
     if data not in DATA or variant not in VARIANTS:
-        raise ValueError(f"arg must be '<data>,<variant>[,smoke]': data {DATA}, variant {VARIANTS}")
+        raise ValueError(
+            f"arg must be '<data>,<variant>[,matched][,smoke]': data {DATA}, variant {VARIANTS}"
+        )
     c = base_config()
     c.project = "deconstructing"
     c.seed = 0
@@ -35,6 +40,8 @@ def get_config(arg: str = "lorenz96,gru") -> ml_collections.ConfigDict:
     c.model.depth = 2
     c.model.num_heads = 4
     c.model.output_scale = 1.0
+    # "" : every variant at width dim (counts differ); a variant name: match its count at dim.
+    c.model.match_params = "gru" if matched else ""
     c.data.name = data
     c.data.data_dir = ""
     c.data.batch_size = 16
