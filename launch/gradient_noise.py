@@ -1,7 +1,9 @@
-"""Launch the annealed-gradient-noise experiment (Neelakantan et al. 2015).
+"""Launch the annealed-gradient-noise experiments (Neelakantan et al. 2015).
 
 python -m launch.gradient_noise --config=research/gradient_noise/configs/default.py[:smoke]
-    [--workdir=DIR]
+    [--workdir=DIR]                                  (20-layer ReLU net from a poor init)
+python -m launch.gradient_noise --config=research/gradient_noise/configs/multiplication.py[:smoke]
+    [--workdir=DIR]                                  (binary multiplication, Neural GPU)
 """
 
 from absl import app, flags
@@ -9,13 +11,18 @@ from ml_collections import config_flags
 
 from launch._report import report
 from research.gradient_noise.experiment import noise_sweep
+from research.gradient_noise.multiplication import multiplication_sweep
 
 
 def run(c, workdir=None) -> dict:
-    """Run the (init, eta) grid over seeds; returns table name -> rows."""
+    """Run the config's experiment over seeds; returns table name -> rows."""
     cfg = c.to_dict()
-    cfg["grid"] = {k: list(v) for k, v in cfg["grid"].items()}
-    results = {"noise_sweep": noise_sweep(**cfg)}
+    if cfg.pop("experiment", "deep_mlp") == "multiplication":
+        cfg["etas"] = list(cfg["etas"])
+        results = {"multiplication": multiplication_sweep(**cfg)}
+    else:
+        cfg["grid"] = {k: list(v) for k, v in cfg["grid"].items()}
+        results = {"noise_sweep": noise_sweep(**cfg)}
     report(results, workdir)
     return results
 
