@@ -15,7 +15,7 @@ from lib.train.metrics import read_metrics
 from research.future_token_prediction.model import build
 from research.future_token_prediction.smoothness import matched_comparison
 
-SMOOTHNESS_KEYS = ("cos_1", "cos_1c", "cos_rand")
+SMOOTHNESS_KEYS = ("cos_1", "cos_1c", "cos_far")
 
 
 def count_params(model, seq_len: int) -> int:
@@ -41,24 +41,28 @@ def train_one(config, kind: str, workdir: str) -> dict:
 
 
 def table_rows(runs: dict, config) -> dict:
-    """Result tables from `train_one`'s outputs: `test` (one row per model), `matched`
-    (smoothness at equal next-token loss on the validation curve)."""
+    """Result tables from `train_one`'s outputs: `prediction` (next-token loss and accuracy,
+    teacher-forced and free-running accuracy of tokens 2..N), `smoothness` (the end-of-run
+    analysis over the held-out set) and `matched_validation` (batch-level smoothness at equal
+    next-token loss, read off the validation curves)."""
     split = "test" if config.data.evaluate_test else "eval"
     lags = list(config.model.lags)
-    rows = []
+    prediction, smooth = [], []
     for kind, run in runs.items():
         f = run["final"]
         row = {"model": kind, "params": run["params"], "steps": f["step"]}
         row["bits_per_char"] = f[f"{split}_bits_per_token"]
         row["acc_next"] = f[f"{split}_accuracy"]
-        for k in lags:
-            row[f"cos_{k}"] = f[f"{split}_cos_{k}"]
-        row["cos_1c"] = f[f"{split}_cos_1c"]
-        row["cos_rand"] = f.get(f"{split}_cos_rand", float("nan"))
         for j in range(2, config.model.n_future + 1):
             row[f"acc_{j}_teacher"] = f.get(f"{split}_acc_{j}", float("nan"))
             row[f"acc_{j}_free"] = f.get(f"{split}_free_acc_{j}", float("nan"))
-        rows.append(row)
+        prediction.append(row)
+        row = {"model": kind}
+        for name in ("cos", "gcos"):
+            for k in lags + ["random"]:
+                row[f"{name}_{k}"] = f.get(f"analysis_{name}_{k}", float("nan"))
+        row["excess_1"] = f.get("analysis_excess_1", float("nan"))
+        smooth.append(row)
     matched = []
     curves = {kind: run["curve"] for kind, run in runs.items()}
     if len(curves) == 2:
@@ -66,7 +70,7 @@ def table_rows(runs: dict, config) -> dict:
             hit = matched_comparison(curves, key)
             if hit is not None:
                 matched.append({"metric": key, **hit})
-    return {f"{split}": rows, "matched_validation": matched}
+    return {"prediction": prediction, "smoothness": smooth, "matched_validation": matched}
 
 
 def run(config, workdir: str) -> dict:

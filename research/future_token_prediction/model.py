@@ -271,7 +271,7 @@ def make_model(model_cfg, vocab_size: int) -> nn.Module:
 def make_loss_fn(model_cfg, lags=(1, 2, 4, 8, 16)):
     """`loss_fn(params, batch, rng, *, model, train)` for `lib.train`; at evaluation it adds
     the embedding smoothness (`cos_k`: mean cosine of `h_t`, `h_{t+k}`; `cos_1c`: the same
-    after removing the batch mean; `cos_rand`: pairs from different text windows) and, for
+    after removing the batch mean; `cos_far`: rows half a batch apart) and, for
     FTP, free-running accuracy `free_acc_j` of the decoder's greedy N-token guesses."""
     is_ftp = model_cfg.kind == "ftp"
 
@@ -297,19 +297,38 @@ def make_loss_fn(model_cfg, lags=(1, 2, 4, 8, 16)):
 
 
 def build(config) -> dict:
-    """Model, loss and `shakespeare_char` data for `lib.train.loop.train_and_evaluate`."""
+    """Model, loss and `shakespeare_char` data for `lib.train.loop.train_and_evaluate`; its
+    `on_end` hook measures `smoothness.embedding_statistics` on the test (or validation) set
+    and returns them as `analysis_*` metrics."""
     from research.baselines.model import build as baseline_build
 
     # The baselines project already cuts stored windows into sequences, pads the last eval
     # batch and shuffles; reuse its data plumbing and swap in this project's model and loss.
     built = baseline_build(_baseline_view(config))
-    vocab = built["model"].vocab_size
+    model = make_model(config.model, built["model"].vocab_size)
+    held_out = built["test_data"] or built["eval_data"]
+
+    def on_end(state, workdir):
+        del workdir
+        embed = jax.jit(lambda p, x: model.apply({"params": p}, x, return_embeddings=True)[1])
+        hs, masks = [], []
+        for i, batch in enumerate(held_out()):
+            if i == config.model.analysis_batches:
+                break
+            hs.append(np.asarray(embed(state.params, batch["inputs"])))
+            masks.append(batch["mask"])
+        stats = smoothness.embedding_statistics(
+            np.concatenate(hs), np.concatenate(masks), list(config.model.lags)
+        )
+        return {f"analysis_{k}": v for k, v in stats.items()}
+
     return {
-        "model": make_model(config.model, vocab),
+        "model": model,
         "loss_fn": make_loss_fn(config.model, tuple(config.model.lags)),
         "train_data": built["train_data"],
         "eval_data": built["eval_data"],
         "test_data": built["test_data"],
+        "on_end": on_end,
     }
 
 

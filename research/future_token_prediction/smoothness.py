@@ -5,6 +5,7 @@ models at the same next-token loss read off their evaluation curves."""
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def neighbour_cosine(h_BxLxD, lag: int, mask_BxL=None, *, center=None, eps: float = 1e-8):
@@ -51,8 +52,9 @@ def masked_mean(h_BxLxD, mask_BxL):
 
 def smoothness_metrics(h_BxLxD, mask_BxL, lags=(1, 2, 4, 8, 16)) -> dict:
     """`cos_k` for each lag; `cos_1c`: lag 1 after subtracting the batch mean embedding;
-    `cos_rand`: rows half a batch apart at the same position (other passages of the text),
-    the level that unrelated text reaches."""
+    `cos_far`: rows half a batch apart at the same position (in an unshuffled evaluation,
+    `B / 2` sequences further on in the text). Batch-level estimates; `embedding_statistics`
+    gives the whole-set versions."""
     out = {f"cos_{k}": neighbour_cosine(h_BxLxD, k, mask_BxL) for k in lags}
     out["cos_1c"] = neighbour_cosine(h_BxLxD, 1, mask_BxL, center=masked_mean(h_BxLxD, mask_BxL))
     b = h_BxLxD.shape[0]
@@ -61,7 +63,7 @@ def smoothness_metrics(h_BxLxD, mask_BxL, lags=(1, 2, 4, 8, 16)) -> dict:
         m = mask_BxL.astype(jnp.float32)
         shift = b // 2
         pair = m * jnp.roll(m, shift, axis=0)
-        out["cos_rand"] = _pair_cosine(h, jnp.roll(h, shift, axis=0), pair)
+        out["cos_far"] = _pair_cosine(h, jnp.roll(h, shift, axis=0), pair)
     return out
 
 
@@ -107,4 +109,40 @@ def matched_comparison(curves: dict, key: str) -> dict | None:
     out = {"bits_per_token": float(target)}
     out[worse], out[f"{worse}_step"] = float(curves[worse][-1][key]), curves[worse][-1]["step"]
     out[better], out[f"{better}_step"] = hit
+    return out
+
+
+def embedding_statistics(h_SxLxD, mask_SxL, lags, *, num_random_pairs=20000, seed=0) -> dict:
+    """Smoothness over a whole evaluation set (numpy), against two controls.
+
+    Args:
+      h_SxLxD: embeddings of `S` sequences.
+      mask_SxL: 1 where a position is real.
+      lags: distances `k` to measure.
+      num_random_pairs: pairs of valid positions drawn uniformly from the whole set.
+    Returns:
+      `cos_k` (raw, as `smoothness_metrics`), `gcos_k` (after subtracting the set's mean
+      embedding: what is left once the direction every embedding shares is removed),
+      `cos_random` / `gcos_random` (the same for random pairs: the level of unrelated text),
+      and `excess_1` = `gcos_1 - gcos_random`.
+    """
+    h = np.asarray(h_SxLxD, np.float64)
+    m = np.asarray(mask_SxL, bool)
+    mean = h[m].mean(axis=0)
+
+    def cos(a, b):
+        na = np.linalg.norm(a, axis=-1).clip(1e-8)
+        nb = np.linalg.norm(b, axis=-1).clip(1e-8)
+        return np.sum(a * b, axis=-1) / (na * nb)
+
+    out = {}
+    for name, x in (("cos", h), ("gcos", h - mean)):
+        for k in lags:
+            valid = m[:, :-k] & m[:, k:]
+            out[f"{name}_{k}"] = float(cos(x[:, :-k], x[:, k:])[valid].mean())
+        flat = x[m]
+        rng = np.random.default_rng(seed)
+        i, j = rng.integers(0, len(flat), (2, num_random_pairs))
+        out[f"{name}_random"] = float(cos(flat[i], flat[j]).mean())
+    out["excess_1"] = out["gcos_1"] - out["gcos_random"]
     return out

@@ -44,6 +44,7 @@ def get_config(arg: str = ""):
     m.pseudo_len = 4  # P: vectors in the pseudo-sequence the decoder attends to
     m.future_decay = 1.0  # slot j's loss weight is future_decay ** j (1.0: uniform)
     m.lags = [1, 2, 4, 8, 16, 32]  # cosine similarity of h_t and h_{t+k}
+    m.analysis_batches = 64  # held-out batches whose embeddings the end-of-run analysis uses
 
     d = c.data
     d.name = "shakespeare_char"
@@ -68,6 +69,7 @@ def get_config(arg: str = ""):
         m.dim, m.depth, m.num_heads, m.decoder_dim = 16, 1, 2, 16
         m.n_future, m.pseudo_len = 3, 2
         m.lags = [1, 2, 4]
+        m.analysis_batches = 2
         d.seq_len, d.batch_size = 32, 8
         d.evaluate_test = False
         c.train.num_steps = 4

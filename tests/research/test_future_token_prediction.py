@@ -1,0 +1,178 @@
+"""Future Token Prediction (Walker, 2024): causality of the FTP decoder by gradients, the
+smoothness metric on embeddings with known cosines, target alignment, and a smoke run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research.future_token_prediction import model as ftp
+from research.future_token_prediction.configs import shakespeare
+from research.future_token_prediction.smoothness import (
+    matched_comparison,
+    neighbour_cosine,
+    smoothness_metrics,
+)
+
+VOCAB = 11
+
+
+def _tiny(kind, n_future=3):
+    cfg = shakespeare.get_config(f"{kind},smoke").model
+    cfg.n_future = n_future
+    return ftp.make_model(cfg, VOCAB)
+
+
+def _circle(lengths, theta, dim=6, seed=0):
+    """Embeddings rotating by `theta` per position in a plane, with random norms and an
+    offset along a third axis removed again by `center` (cosine at lag k: cos(k theta))."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(lengths[1])
+    h = np.zeros((*lengths, dim), np.float32)
+    h[..., 0], h[..., 1] = np.cos(t * theta), np.sin(t * theta)
+    h *= rng.uniform(0.5, 3.0, size=(*lengths, 1)).astype(np.float32)
+    offset = np.zeros(dim, np.float32)
+    offset[2] = 5.0
+    return h + offset, offset
+
+
+@pytest.mark.parametrize("lag", [1, 3, 7])
+def test_neighbour_cosine_of_a_rotation(lag):
+    theta = 0.3
+    h, offset = _circle((2, 16), theta)
+    got = neighbour_cosine(jnp.asarray(h), lag, center=jnp.asarray(offset))
+    np.testing.assert_allclose(got, np.cos(lag * theta), rtol=1e-5)
+    # Without removing the offset every vector leans the same way: much closer to 1.
+    assert neighbour_cosine(jnp.asarray(h), lag) > np.cos(lag * theta) + 0.01
+
+
+def test_neighbour_cosine_mask_drops_pairs():
+    h, offset = _circle((2, 10), 0.5)
+    h = h - offset
+    h[1, 4] = [1, -3, 2, 0, 7, 1]  # a position that breaks the rotation
+    mask = np.ones((2, 10), np.float32)
+    mask[1, 4] = 0
+    got = neighbour_cosine(jnp.asarray(h), 2, jnp.asarray(mask))
+    np.testing.assert_allclose(got, np.cos(1.0), rtol=1e-5)
+    assert abs(neighbour_cosine(jnp.asarray(h), 2) - np.cos(1.0)) > 1e-3
+
+
+def test_smoothness_metrics_random_pairs_and_errors():
+    rng = np.random.default_rng(1)
+    same = np.broadcast_to(rng.normal(size=(1, 8, 4)), (4, 8, 4)).astype(np.float32)
+    m = smoothness_metrics(jnp.asarray(same), jnp.ones((4, 8)), lags=(1,))
+    np.testing.assert_allclose(m["cos_far"], 1.0, rtol=1e-5)  # identical rows
+    with pytest.raises(ValueError, match="lag"):
+        neighbour_cosine(jnp.asarray(same), 8)
+    with pytest.raises(ValueError, match=r"\[B, L, D\]"):
+        neighbour_cosine(jnp.zeros((3, 4)), 1)
+
+
+def _sensitivity(model, params, onehot_LxV):
+    """|d logits[t, j, :] / d onehot[s, :]| summed: `[L, N, L]` (or `[L, 1, L]` for GPT)."""
+
+    def f(x):
+        out = model.apply(params, x[None])[0]
+        return out if out.ndim == 3 else out[:, None]
+
+    jac = jax.jit(jax.jacrev(f))(onehot_LxV)  # [L, N, V, L, V]
+    return np.abs(np.asarray(jac)).sum(axis=(2, 4))
+
+
+def test_ftp_slot_j_at_t_depends_only_on_tokens_up_to_t_plus_j():
+    length, n = 7, 3
+    model = _tiny("ftp", n)
+    tokens = np.random.default_rng(0).integers(0, VOCAB, (1, length)).astype(np.int32)
+    onehot = jax.nn.one_hot(tokens[0], VOCAB)
+    params = model.init(jax.random.key(0), tokens)
+    # The one-hot path is the same function as the token path.
+    apply = jax.jit(model.apply)
+    np.testing.assert_allclose(
+        apply(params, onehot[None]), apply(params, tokens), rtol=1e-5, atol=1e-6
+    )
+    sens = _sensitivity(model, params, onehot)
+    for t in range(length):
+        for j in range(n):
+            seen = t + j  # slot j predicts token t+1+j from tokens <= t and teacher t+1..t+j
+            assert np.all(sens[t, j, seen + 1 :] == 0), (t, j, sens[t, j])
+            assert sens[t, j, min(seen, length - 1)] > 0, (t, j)
+    # The next-token slot sees no token after t at all.
+    assert all(np.all(sens[t, 0, t + 1 :] == 0) for t in range(length))
+
+
+def test_gpt_is_causal():
+    length = 6
+    model = _tiny("gpt")
+    tokens = np.random.default_rng(2).integers(0, VOCAB, (1, length)).astype(np.int32)
+    params = model.init(jax.random.key(1), tokens)
+    sens = _sensitivity(model, params, jax.nn.one_hot(tokens[0], VOCAB))[:, 0]
+    assert np.all(np.triu(sens, 1) == 0) and np.all(np.diag(sens) > 0)
+
+
+def test_future_targets_align_with_the_stream():
+    rng = np.random.default_rng(3)
+    stream = rng.integers(0, VOCAB, (2, 9))
+    inputs, targets = stream[:, :-1], stream[:, 1:]
+    mask = np.ones_like(targets, np.float32)
+    mask[1, 6:] = 0  # a sequence whose last two targets are padding
+    tgt, msk = ftp.future_targets(jnp.asarray(targets), jnp.asarray(mask), 3)
+    for b in range(2):
+        for t in range(8):
+            for j in range(3):
+                pos = t + 1 + j  # the token slot j of position t predicts
+                valid = pos <= 8 and mask[b, pos - 1] == 1
+                assert msk[b, t, j] == float(valid)
+                if valid:
+                    assert tgt[b, t, j] == stream[b, pos]
+    teacher = ftp.teacher_inputs(jnp.asarray(inputs), 3, VOCAB)
+    assert np.all(teacher[:, :, 0] == VOCAB)
+    np.testing.assert_array_equal(teacher[:, :5, 1], stream[:, 1:6])
+    np.testing.assert_array_equal(teacher[:, :5, 2], stream[:, 2:7])
+
+
+def test_ftp_loss_slot_one_is_next_token_loss():
+    rng = np.random.default_rng(4)
+    logits = jnp.asarray(rng.normal(size=(2, 5, 3, VOCAB)), jnp.float32)
+    targets = jnp.asarray(rng.integers(0, VOCAB, (2, 5)))
+    mask = jnp.ones((2, 5))
+    _, m = ftp.ftp_loss(logits, targets, mask)
+    logp = jax.nn.log_softmax(logits[:, :, 0])
+    nll = -np.take_along_axis(np.asarray(logp), np.asarray(targets)[..., None], -1).mean()
+    np.testing.assert_allclose(m["bits_per_token"], nll / np.log(2), rtol=1e-5)
+
+
+def test_matched_comparison_interpolates_the_better_curve():
+    gpt = [
+        {"step": 100, "bits_per_token": 3.0, "cos_1": 0.2},
+        {"step": 200, "bits_per_token": 2.0, "cos_1": 0.4},
+    ]
+    ftp_curve = [
+        {"step": 100, "bits_per_token": 3.2, "cos_1": 0.5},
+        {"step": 200, "bits_per_token": 2.5, "cos_1": 0.6},
+    ]
+    out = matched_comparison({"gpt": gpt, "ftp": ftp_curve}, "cos_1")
+    assert out["bits_per_token"] == 2.5 and out["ftp"] == 0.6
+    np.testing.assert_allclose([out["gpt"], out["gpt_step"]], [0.3, 150.0])
+
+
+def test_bad_configs_are_errors():
+    with pytest.raises(ValueError, match="config arg"):
+        shakespeare.get_config("bert")
+    cfg = shakespeare.get_config("smoke").model
+    cfg.kind = "bert"
+    with pytest.raises(ValueError, match="unknown model kind"):
+        ftp.make_model(cfg, VOCAB)
+
+
+def test_smoke_run_trains_both_models(tmp_path):
+    from launch.future_token_prediction import run
+
+    results = run(shakespeare.get_config("smoke"), str(tmp_path))
+    pred, smooth = results["prediction"], results["smoothness"]
+    assert [r["model"] for r in pred] == [r["model"] for r in smooth] == ["gpt", "ftp"]
+    for r in pred:
+        assert np.isfinite(r["bits_per_char"]) and 0 <= r["acc_next"] <= 1
+    for r in smooth:
+        assert all(-1 <= r[k] <= 1 for k in ("cos_1", "gcos_1", "gcos_random"))
+    assert 0 <= pred[1]["acc_3_free"] <= 1 and np.isnan(pred[0]["acc_3_free"])
+    assert (tmp_path / "results.json").exists()
