@@ -72,3 +72,46 @@ def test_quantized_lstm_state_is_on_grid_and_resumable():
     np.testing.assert_allclose(jnp.concatenate([h1, h2], 1), hs, atol=1e-6)
     g = jax.grad(lambda w: jnp.sum(quantized_lstm(x[:, :9], w, w_hh, b, weight_bits=4)))(w_ih)
     assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).sum()) > 0
+
+
+def test_carry_quant_scans_with_identity_quantizers_are_the_float_ops():
+    """The shared carry-quantized scans, with no quantizer, are the float cells (both forms)."""
+    from lib.ops import quant_rnn as q
+    from lib.ops import rnn_egru, rnn_min
+
+    d_in, h = 5, 6
+    x = jax.random.normal(jax.random.PRNGKey(5), (2, 9, d_in))
+    lw = _weights(6, d_in, h, 4)
+    gw = _weights(7, d_in, h, 3)
+    thr = jnp.full((h,), 0.1)
+    k = jax.random.normal(jax.random.PRNGKey(8), (3, 2, 9, h))
+    ht = rnn_min.g(k[2])
+
+    @jax.jit
+    def run():  # the two LSTM forms, the two minGRU forms (sequential, parallel), one each else
+        ref_lstm = lstm(x, *lw)
+        return {
+            "lstm ref": (q.lstm_carry_quant(x, *lw, method="ref"), ref_lstm),
+            "lstm scan": (q.lstm_carry_quant(x, *lw, method="scan"), ref_lstm),
+            "gru": (q.gru_carry_quant(x, *gw, gw[2]), gru(x, *gw, gw[2])),
+            "egru": (
+                q.egru_carry_quant(x, *gw, gw[2], thr, method="ref"),
+                rnn_egru.egru(x, *gw, gw[2], thr),
+            ),
+            "min_gru ref": (
+                q.min_gru_carry_quant(k[0], ht, method="ref"),
+                rnn_min.min_gru_ref(k[0], ht),
+            ),
+            "min_gru scan": (q.min_gru_carry_quant(k[0], ht), rnn_min.min_gru_ref(k[0], ht)),
+            "min_lstm": (
+                q.min_lstm_carry_quant(k[0], k[1], ht, method="ref"),
+                rnn_min.min_lstm_ref(k[0], k[1], ht),
+            ),
+        }
+
+    for key, (got, want) in run().items():
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=str(key))
+    with pytest.raises(ValueError, match="nonlinear in h"):
+        q.min_gru_carry_quant(k[0], ht, carry_fn=jnp.round, method="scan")
+    with pytest.raises(ValueError, match="unknown method"):
+        q.min_gru_carry_quant(k[0], ht, method="fft")
