@@ -13,9 +13,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn.quant import QuantConfig, as_quant_config
 from lib.nn.registry import register_mixer
 from lib.ops import conv as conv_ops
+from lib.ops import quant_rnn as quant_ops
 from lib.ops import ssm_lti as ops
+from lib.ops.scan import linear_recurrence
 
 
 def _log_uniform(lo: float, hi: float):
@@ -171,6 +174,13 @@ class LRU(_Recurrent):
     Attributes:
       dim: features h.  state_dim: p.  r_min, r_max, max_phase: the ring of initial
       eigenvalues.  method: `linear_recurrence` method.
+      quant: None (float), a `lib.nn.quant.QuantConfig` or int bits: fake-quantizes the
+        inputs (per token), the real and imaginary parts of `B` and `C` (weight spec, per
+        output row of the map) and of the state `h_t` after every step (state spec, fixed
+        grid of `[-r, r]`, `r = state_range or LRU_STATE_RANGE`). The eigenvalues `lambda`,
+        `gamma` and `D` stay float (decays and skips, like biases). A quantized state makes
+        the recurrence nonlinear: `method="auto"` then runs the sequential "scan"; the
+        parallel forms are refused.
     """
 
     dim: int
@@ -179,6 +189,7 @@ class LRU(_Recurrent):
     r_max: float = 1.0
     max_phase: float = 2 * math.pi
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def setup(self):
         h, p = self.dim, self.state_dim
@@ -200,14 +211,52 @@ class LRU(_Recurrent):
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, p] complex64)`."""
-        y, h = ops.ssm_lru(
-            x_BxLxD, **self._ssm(), initial_state=None if state is None else state.h,
-            return_final_state=True, method=self.method,
-        )  # fmt: skip
+        h0 = None if state is None else state.h
+        if as_quant_config(self.quant) is None:
+            y, h = ops.ssm_lru(
+                x_BxLxD, **self._ssm(), initial_state=h0, return_final_state=True,
+                method=self.method,
+            )  # fmt: skip
+        else:
+            y, h = self._quantized(x_BxLxD, h0)
         return (y, ops.DiagState(h)) if return_state else y
+
+    def _quantized(self, x_BxLxD, h0):
+        """The LRU with `quant` (see the class docstring): `(y [b, l, h], final h [b, p])`."""
+        q = as_quant_config(self.quant)
+        ssm = self._ssm()
+        # B: [p, h] maps features to states, C: [h, p] states to features; as Dense kernels
+        # ([in, out]) they are B^T and C^T, so a per-column weight spec is per output row here.
+        fq = lambda m: q.weights(m.T).T
+        cplx = lambda m: fq(jnp.real(m)) + 1j * fq(jnp.imag(m))
+        B, C = cplx(ssm["B"]).astype(jnp.complex64), cplx(ssm["C"]).astype(jnp.complex64)
+        u = q.inputs(x_BxLxD)
+        lam = ops.lru_lambda(ssm["nu_log"], ssm["theta_log"])
+        b_bar = jnp.exp(ssm["gamma_log"])[:, None] * B
+        bu = jnp.einsum("blh,ph->blp", u.astype(jnp.complex64), b_bar)
+        bsz = x_BxLxD.shape[0]
+        h0 = jnp.zeros((bsz, self.state_dim), jnp.complex64) if h0 is None else h0
+        fn = q.state_fn(LRU_STATE_RANGE)
+        if fn is None:  # float state: the parallel forms still apply
+            h, last = linear_recurrence(lam, bu, h0, method=self.method, return_final_state=True)
+        else:
+            if self.method not in ("auto", "scan"):
+                raise ValueError(
+                    f"a quantized LRU state makes the recurrence nonlinear: method="
+                    f"{self.method!r} (parallel) cannot apply it; use 'scan' or 'auto'"
+                )
+            carry_fn = lambda h: (fn(jnp.real(h)) + 1j * fn(jnp.imag(h))).astype(jnp.complex64)
+            h, last = quant_ops.linear_recurrence_carry_quant(
+                lam, bu, h0.astype(jnp.complex64), carry_fn, return_final_state=True
+            )
+        y = jnp.real(jnp.einsum("blp,hp->blh", h, C)) + u * ssm["D"]
+        return y.astype(x_BxLxD.dtype), last
 
     def init_state(self, batch_size, dtype=jnp.float32):
         return ops.DiagState(jnp.zeros((batch_size, self.state_dim), jnp.complex64))
+
+
+LRU_STATE_RANGE = 4.0  # default fixed range of a quantized LRU state's real/imaginary parts
 
 
 def _rglru_a_init(lo: float = 0.9, hi: float = 0.999, c: float = 8.0):

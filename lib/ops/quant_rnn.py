@@ -206,6 +206,49 @@ def egru_carry_quant(
     return _full(cell, s0, x, w_ih, b_ih, hoist, return_final_state, x.dtype)
 
 
+# ------------------------------------------------------------------ linear recurrences
+
+
+def linear_recurrence_carry_quant(
+    a, b, h0=None, carry_fn: Fn | None = None, *, return_final_state: bool = False
+):
+    """`h_t = carry_fn(a_t * h_{t-1} + b_t)` over axis 1, sequentially (a `lax.scan`).
+
+    The quantized-carry twin of `lib.ops.scan.linear_recurrence` (real or complex): once the
+    carry is rounded at every step the recurrence is no longer linear, so it has no parallel
+    form. Used by minGRU/minLSTM and the diagonal SSMs (LRU) with a quantized state.
+
+    Args:
+      a: decays `[b, l, *f]`, or `[*f]` shared by every batch row and step.
+      b: inputs `[b, l, *f]`.  h0: `[b, *f]` (zeros when None).
+      carry_fn: quantizer of the carry (None: identity, the plain recurrence).
+
+    Returns:
+      `h: [b, l, *f]` [, the final state `[b, *f]`].
+    """
+    check_rank("b", b, tuple(range(3, 8)))
+    fn = carry_fn or _identity
+    h0 = jnp.zeros(b.shape[:1] + b.shape[2:], b.dtype) if h0 is None else h0
+    check_shape("h0", h0, b.shape[:1] + b.shape[2:])
+    if jnp.ndim(a) == b.ndim:
+        check_shape("a", a, b.shape)
+
+        def step(h, inp):
+            h = fn(inp[0] * h + inp[1])
+            return h, h
+
+        final, h = _scan_time(step, h0, (a, b))
+    else:
+        check_shape("a", a, b.shape[2:])
+
+        def step(h, b_t):
+            h = fn(a * h + b_t)
+            return h, h
+
+        final, h = _scan_time(step, h0, b)
+    return (h, final) if return_final_state else h
+
+
 # ------------------------------------------------------------------ minGRU, minLSTM
 
 
@@ -247,14 +290,7 @@ def _min_run(a, i, h_tilde, initial_state, carry_fn, method, return_final_state)
     if method == "scan":
         h, final = linear_recurrence(a, bx, h0, return_final_state=True)
     else:
-        fn = carry_fn or _identity
-
-        def step(h, inp):
-            a_t, b_t = inp
-            h = fn(a_t * h + b_t)
-            return h, h
-
-        final, h = _scan_time(step, h0, (a, bx))
+        h, final = linear_recurrence_carry_quant(a, bx, h0, carry_fn, return_final_state=True)
     h = h.astype(h_tilde.dtype)
     return (h, final) if return_final_state else h
 
