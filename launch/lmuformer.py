@@ -1,6 +1,8 @@
-"""Launch LMUFormer (Liu et al., 2024) vs a Transformer on permuted sequential digits.
+"""Launch LMUFormer (Liu et al., 2024): compare models (with the spiking twin), sweep sizes.
 
 python -m launch.lmuformer --config=research/lmuformer/configs/psdigits.py[:smoke] [--workdir=DIR]
+(configs: psdigits.py, sweep.py, keywords.py; `c.experiment` is "compare", "sweep" or
+"keywords")
 """
 
 from absl import app, flags
@@ -10,20 +12,32 @@ from launch._report import report
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "research/lmuformer/configs/*.py")
 _WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
+_KEYS = ("num_params", "test_accuracy", "spike_rate", "train_loss", "seconds")
 
 
 def run(c, workdir=None) -> dict:
-    """Train every model in `c.models`; returns {"psdigits": rows} (also printed and saved)."""
-    from research.lmuformer.model import train_psdigits
+    """Train every model in `c.models` (at every width in `c.dims` for a sweep); returns
+    {table name: rows} (also printed and saved)."""
+    from lib.train.classify import train_each
+    from research.lmuformer.model import train_model
 
-    rows = []
-    for name in c.models:
+    def train(name, **overrides):
         cfg = c.copy_and_resolve_references()
         cfg.model = name
-        r = train_psdigits(cfg)
-        rows.append({k: r[k] for k in ("train_loss", "test_accuracy", "num_params", "seconds")})
-        rows[-1] = {"model": name, **rows[-1]}
-    results = {"psdigits": rows}
+        cfg.update(overrides)
+        return train_model(cfg)
+
+    if c.experiment == "sweep":
+        rows = []
+        for name in c.models:
+            for dim in c.dims:
+                (row,) = train_each([name], lambda n, d=dim: train(n, dim=d), _KEYS)
+                rows.append({"model": name, "dim": dim, **row})
+        results = {"psdigits_sweep": rows}
+    elif c.experiment in ("compare", "keywords"):
+        results = {c.get("data", "psdigits"): train_each(c.models, train, _KEYS)}
+    else:
+        raise ValueError(f"unknown experiment {c.experiment!r}; expected compare, sweep, keywords")
     report(results, workdir)
     return results
 

@@ -1,32 +1,41 @@
 """LMUFormer: Low Complexity Yet Powerful Spiking Model With Legendre Memory Units
-(Liu et al., 2024), non-spiking, small scale.
+(Liu et al., 2024), small scale, with its spiking twin.
 
 `LMUFormer`: a causal convolutional patch embedding, then blocks of a Legendre Memory Unit token
 mixer (`lib.nn.lmu.LMU`, a linear time-invariant memory run as a convolution in training) and a
 channel-mixing MLP, then mean pooling over time and a classifier. Every layer is causal, so
 `LMUFormer.stream` runs it one sample at a time with a fixed-size state (conv buffer, LMU
 memories, running sum) and gives, at every step, the logits the parallel form gives for that
-prefix. `Transformer` is the baseline (causal softmax attention, `lib.nn.attention`).
-`train_psdigits` trains on permuted-pixel sklearn digits (64-step sequences).
+prefix. With `spiking=True` the embedding's, the LMU's and the channel mixer's activations are
+LIF neurons (`lib.nn.spiking.LIFNeuron`, over sequence time, surrogate gradients), as in the
+paper's spiking LMUFormer; their membranes join the streaming state, and
+`spike_rates(model, params, x)` reports how often each layer fires. `Transformer` is the baseline (causal
+softmax attention, `lib.nn.attention`). `train_model` trains on permuted-pixel sklearn
+digits (64-step sequences) or a prepared `lib.data` sequence set (spoken keywords) with the
+shared `lib.train.classify.fit_classifier`.
 """
 
 from __future__ import annotations
-
-import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from lib.data.images import sklearn_digits_splits
 from lib.nn.attention import MultiHeadAttention
 from lib.nn.lmu import LMU
+from lib.nn.spiking import LIFNeuron
+from lib.train.classify import fit_classifier, load_arrays
+
+
+def _identity(x):
+    return x
 
 
 class CausalConvEmbed(nn.Module):
-    """Causal 1-D convolution `[b, l, c] -> [b, l, dim]` (kernel `k`) and GELU; `step` form."""
+    """Causal 1-D convolution `[b, l, c] -> [b, l, dim]` (kernel `k`, no activation); given
+    `window [b, k, c]` (the last `k` inputs) it gives the one output `[b, dim]` (step form)."""
 
     dim: int
     kernel: int = 3
@@ -38,33 +47,81 @@ class CausalConvEmbed(nn.Module):
         )
         b = self.param("b", nn.initializers.zeros, (self.dim,))
         if window_BxKxC is not None:  # step form: one output from the last `kernel` inputs
-            return jax.nn.gelu(jnp.einsum("bkc,kcd->bd", window_BxKxC, w) + b)
+            return jnp.einsum("bkc,kcd->bd", window_BxKxC, w) + b
         pad = jnp.pad(x_BxLxC, ((0, 0), (self.kernel - 1, 0), (0, 0)))
         length = x_BxLxC.shape[1]
         y = sum(jnp.einsum("blc,cd->bld", pad[:, i : i + length], w[i]) for i in range(self.kernel))
-        return jax.nn.gelu(y + b)
+        return y + b
+
+
+class Fire(nn.Module):
+    """The spiking twin's activation: LIF neurons over time (`lib.nn.spiking.LIFNeuron`,
+    subtractive reset, fast-sigmoid surrogate) that also `sow` their firing rate into the
+    "spikes" collection; `step` is the one-sample form with the membrane `[b, n]` as state."""
+
+    beta: float = 0.5
+    threshold: float = 1.0
+
+    def setup(self):
+        self.lif = LIFNeuron(beta=self.beta, threshold=self.threshold)
+
+    def __call__(self, current_BxLxN):
+        s = self.lif(current_BxLxN)
+        if self.is_mutable_collection("spikes") and not self.is_initializing():
+            self.sow("spikes", "rate", s.mean())
+        return s
+
+    def step(self, v_BxN, current_BxN):
+        return self.lif.step(v_BxN, current_BxN)
 
 
 class Block(nn.Module):
-    """`x + mixer(LN(x))`, then `x + MLP(LN(x))` (the channel mixer)."""
+    """`x + mixer(LN(x))`, then `x + MLP(LN(x))` (the channel mixer).
+
+    With `spiking`, the mixer's output goes through LIF neurons and the MLP's hidden GELU is
+    replaced by LIF neurons (pass a mixer without its own activation). State for `step`: the
+    mixer's state, or `(mixer state, mixer-LIF membrane, MLP-LIF membrane)` when spiking.
+    """
 
     dim: int
     mixer: nn.Module
     mlp_ratio: int = 2
+    spiking: bool = False
+    beta: float = 0.5
+    threshold: float = 1.0
 
     def setup(self):
         self.ln1, self.ln2 = nn.LayerNorm(), nn.LayerNorm()
         self.fc1, self.fc2 = nn.Dense(self.dim * self.mlp_ratio), nn.Dense(self.dim)
-
-    def _mlp(self, x):
-        return x + self.fc2(nn.gelu(self.fc1(self.ln2(x))))
+        if self.spiking:
+            self.fire_mix = Fire(self.beta, self.threshold)
+            self.fire_mlp = Fire(self.beta, self.threshold)
 
     def __call__(self, x_BxLxD):
-        return self._mlp(x_BxLxD + self.mixer(self.ln1(x_BxLxD)))
+        y = self.mixer(self.ln1(x_BxLxD))
+        x = x_BxLxD + (self.fire_mix(y) if self.spiking else y)
+        h = self.fc1(self.ln2(x))
+        return x + self.fc2(self.fire_mlp(h) if self.spiking else nn.gelu(h))
+
+    def init_state(self, batch_size):
+        mem = self.mixer.init_state(batch_size)
+        if not self.spiking:
+            return mem
+        zeros = lambda n: jnp.zeros((batch_size, n), jnp.float32)
+        return mem, zeros(self.dim), zeros(self.dim * self.mlp_ratio)
 
     def step(self, state, x_BxD):
-        state, y = self.mixer.step(state, self.ln1(x_BxD))
-        return state, self._mlp(x_BxD + y)
+        mem, v_mix, v_mlp = state if self.spiking else (state, None, None)
+        mem, y = self.mixer.step(mem, self.ln1(x_BxD))
+        if self.spiking:
+            v_mix, y = self.fire_mix.step(v_mix, y)
+        x = x_BxD + y
+        h = self.fc1(self.ln2(x))
+        if self.spiking:
+            v_mlp, h = self.fire_mlp.step(v_mlp, h)
+        else:
+            h = nn.gelu(h)
+        return ((mem, v_mix, v_mlp) if self.spiking else mem), x + self.fc2(h)
 
 
 class LMUFormer(nn.Module):
@@ -73,6 +130,8 @@ class LMUFormer(nn.Module):
     Attributes:
       num_classes, dim, depth: the network; order, theta: the LMU memory (window `theta` steps);
       kernel: embedding conv width; method: `lib.ops.lmu.lmu_memory` method.
+      spiking: the spiking twin (LIF activations after the embedding, the LMU and in the
+        channel mixer); beta, threshold: its LIF neurons' decay and threshold.
     Call: `x [b, l, c] -> logits [b, num_classes]`; `prefix_logits(x)` gives the logits of every
     prefix `[b, l, num_classes]`; `stream(x)` gives the same, one sample at a time.
     """
@@ -84,11 +143,25 @@ class LMUFormer(nn.Module):
     theta: float = 64.0
     kernel: int = 3
     method: str = "auto"
+    spiking: bool = False
+    beta: float = 0.5
+    threshold: float = 1.0
 
     def setup(self):
         self.embed = CausalConvEmbed(self.dim, self.kernel)
+        if self.spiking:
+            self.fire_embed = Fire(self.beta, self.threshold)
+        act = _identity if self.spiking else jax.nn.gelu  # spiking: LIF after the LMU instead
         self.blocks = [
-            Block(self.dim, LMU(self.dim, order=self.order, theta=self.theta, method=self.method))
+            Block(
+                self.dim,
+                LMU(
+                    self.dim, order=self.order, theta=self.theta, activation=act, method=self.method
+                ),
+                spiking=self.spiking,
+                beta=self.beta,
+                threshold=self.threshold,
+            )  # fmt: skip
             for _ in range(self.depth)
         ]
         self.norm = nn.LayerNorm()
@@ -96,6 +169,7 @@ class LMUFormer(nn.Module):
 
     def _features(self, x_BxLxC):
         x = self.embed(x_BxLxC)
+        x = self.fire_embed(x) if self.spiking else jax.nn.gelu(x)
         for block in self.blocks:
             x = block(x)
         return x
@@ -111,15 +185,20 @@ class LMUFormer(nn.Module):
 
     def stream(self, x_BxLxC):
         """Streaming inference: `lax`-free Python loop over time with the state
-        (last `kernel` inputs, each block's LMU memory `[b, memory_dim, order]`, running sum);
-        returns `[b, l, classes]` logits after every sample."""
+        (last `kernel` inputs, each block's LMU memory `[b, memory_dim, order]` and, spiking,
+        LIF membranes, running sum); returns `[b, l, classes]` logits after every sample."""
         b, length, c = x_BxLxC.shape
         window = jnp.zeros((b, self.kernel, c), x_BxLxC.dtype)
-        mems = [blk.mixer.init_state(b) for blk in self.blocks]
+        mems = [blk.init_state(b) for blk in self.blocks]
+        v_embed = jnp.zeros((b, self.dim), jnp.float32)
         total, out = jnp.zeros((b, self.dim)), []
         for t in range(length):
             window = jnp.concatenate([window[:, 1:], x_BxLxC[:, t : t + 1]], axis=1)
             h = self.embed(x_BxLxC[:, :1], window)
+            if self.spiking:
+                v_embed, h = self.fire_embed.step(v_embed, h)
+            else:
+                h = jax.nn.gelu(h)
             for i, blk in enumerate(self.blocks):
                 mems[i], h = blk.step(mems[i], h)
             total = total + h
@@ -144,13 +223,30 @@ class Transformer(nn.Module):
         return nn.Dense(self.num_classes)(nn.LayerNorm()(x.mean(axis=1)))
 
 
+def spike_rates(model, params, x_BxLxC) -> dict:
+    """Firing rate (spikes per neuron per step) of every LIF layer of a spiking `LMUFormer`
+    on `x`, by layer path, and `mean` (their unweighted mean)."""
+    if not getattr(model, "spiking", False):
+        raise ValueError("spike_rates needs a spiking LMUFormer (spiking=True)")
+    _, sown = jax.jit(lambda p, x: model.apply(p, x, mutable=["spikes"]))(params, x_BxLxC)
+    rates = {
+        "/".join(str(k.key) for k in path[:-2]): float(v)
+        for path, v in jax.tree_util.tree_flatten_with_path(sown["spikes"])[0]
+    }
+    return {**rates, "mean": float(np.mean(list(rates.values())))}
+
+
 def make_model(c):
-    """`c.model`: "lmuformer" or "transformer"."""
-    if c.model == "lmuformer":
-        return LMUFormer(dim=c.dim, depth=c.depth, order=c.order, theta=c.theta)
+    """`c.model`: "lmuformer", "spiking_lmuformer" or "transformer"."""
+    if c.model in ("lmuformer", "spiking_lmuformer"):
+        return LMUFormer(dim=c.dim, depth=c.depth, order=c.order, theta=c.theta,
+                         spiking=c.model == "spiking_lmuformer", beta=c.get("beta", 0.5),
+                         threshold=c.get("threshold", 1.0))  # fmt: skip
     if c.model == "transformer":
         return Transformer(dim=c.dim, depth=c.depth, num_heads=c.num_heads)
-    raise ValueError(f"unknown model {c.model!r}; expected 'lmuformer' or 'transformer'")
+    raise ValueError(
+        f"unknown model {c.model!r}; expected 'lmuformer', 'spiking_lmuformer' or 'transformer'"
+    )
 
 
 def psdigits(seed=0):
@@ -164,37 +260,33 @@ def psdigits(seed=0):
     }
 
 
-def train_psdigits(c) -> dict:
-    """Train `make_model(c)` on permuted sequential digits with AdamW + warmup-cosine.
+def sequence_splits(c) -> dict:
+    """`{"train": (x [n, l, c], y), "test": (x, y)}` for `c.data`: "psdigits" (default,
+    `psdigits(c.perm_seed)`) or a prepared `lib.data` sequence set such as
+    "spoken_keywords_mel", standardized per channel with the training statistics."""
+    name = c.get("data", "psdigits")
+    if name == "psdigits":
+        return psdigits(c.perm_seed)
+    (x_tr, y_tr), (x_te, y_te) = (load_arrays(name, s) for s in ("train", "test"))
+    if x_tr.ndim != 3:
+        raise ValueError(f"{name}: expected inputs [n, length, channels], got {x_tr.shape}")
+    mean, std = x_tr.mean((0, 1)), x_tr.std((0, 1)) + 1e-6
+    return {"train": ((x_tr - mean) / std, y_tr), "test": ((x_te - mean) / std, y_te)}
 
-    Returns dict `model, params, train_loss, test_accuracy, num_params, seconds`.
+
+def train_model(c) -> dict:
+    """Train `make_model(c)` on `sequence_splits(c)` (`fit_classifier`: AdamW +
+    warmup-cosine).
+
+    Returns dict `model, params, train_loss, test_accuracy, num_params, seconds`, and for the
+    spiking twin `spike_rate` (mean LIF firing rate on the test set).
     """
-    data = psdigits(c.perm_seed)
-    (xtr, ytr), (xte, yte) = data["train"], data["test"]
+    data = sequence_splits(c)
     model = make_model(c)
-    params = model.init(jax.random.key(c.seed), xtr[:2])
-    steps = c.epochs * (len(ytr) // c.batch_size)
-    tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, c.lr, steps // 10 + 1, steps),
-                     weight_decay=c.weight_decay)  # fmt: skip
-    opt = tx.init(params)
-
-    def loss_fn(p, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(model.apply(p, x), y).mean()
-
-    @jax.jit
-    def train_step(p, o, x, y):
-        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
-        upd, o = tx.update(g, o, p)
-        return optax.apply_updates(p, upd), o, loss
-
-    rng, start, losses = np.random.default_rng(c.seed), time.time(), []
-    for _ in range(c.epochs):
-        perm, losses = rng.permutation(len(ytr)), []
-        for i in range(len(ytr) // c.batch_size):
-            idx = perm[i * c.batch_size : (i + 1) * c.batch_size]
-            params, opt, loss = train_step(params, opt, xtr[idx], ytr[idx])
-            losses.append(float(loss))
-    acc = float((np.asarray(jax.jit(model.apply)(params, xte)).argmax(-1) == yte).mean())
-    n = sum(x.size for x in jax.tree.leaves(params))
-    return dict(model=model, params=params, train_loss=float(np.mean(losses)),
-                test_accuracy=acc, num_params=n, seconds=time.time() - start)  # fmt: skip
+    result = fit_classifier(
+        model, data["train"], data["test"], epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+        weight_decay=c.weight_decay, seed=c.seed,
+    )  # fmt: skip
+    if getattr(model, "spiking", False):
+        result["spike_rate"] = spike_rates(model, result["params"], data["test"][0])["mean"]
+    return {"model": model, **result}

@@ -1,0 +1,19 @@
+"""Parameters vs accuracy: LMUFormer and Transformer at three widths each on permuted
+sequential digits (the paper's "fewer parameters for similar accuracy" claim, small scale).
+
+Command (six runs of 20 epochs, ~5 min on an idle 2-core CPU):
+    python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py
+    python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py:smoke
+Hardware: CPU. Output: one row per (model, dim) with params and test accuracy (see README).
+"""
+
+from research.lmuformer.configs import psdigits
+
+
+def get_config(arg: str | None = None):
+    """`arg`: None (dims 16, 32, 64) or "smoke" (dims 8 and 16, one epoch)."""
+    c = psdigits.get_config("smoke" if arg == "smoke" else arg)
+    c.experiment = "sweep"
+    c.models = ("lmuformer", "transformer")
+    c.dims = (8, 16) if arg == "smoke" else (16, 32, 64)
+    return c
