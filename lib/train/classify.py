@@ -2,7 +2,8 @@
 
 Small research projects (ViR, LMUFormer) train classifiers on data sets that fit in memory
 (sklearn digits, permuted digits, an MNIST subset) and compare several models in one run;
-`fit_classifier` is their shared loop and `train_each` their shared comparison. For sharded,
+`fit_classifier` is their shared loop, `train_each` their shared comparison and `load_arrays`
+reads a prepared `lib.data` set into memory. For sharded,
 checkpointed training on `lib.data` pipelines use `lib.train.loop.train_and_evaluate`.
 """
 
@@ -16,6 +17,20 @@ import numpy as np
 import optax
 
 ROW_KEYS = ("train_loss", "test_accuracy", "num_params", "seconds")
+
+
+def load_arrays(name: str, split: str, *, limit: int = 0, data_dir=None):
+    """`(inputs float32 [n, ...], labels int32 [n])` of a prepared `lib.data` classification
+    set (after its read-time transforms, e.g. images scaled to [0, 1], log-mel features), the
+    first `limit` examples in stored order (0: all)."""
+    from lib.data.pipeline import data_source, load
+
+    n = len(data_source(name, split, data_dir=data_dir))
+    n = min(n, limit) if limit else n
+    it = load(name, split, batch_size=n, shuffle=False, num_epochs=1, data_dir=data_dir,
+              shard_index=0, shard_count=1)  # fmt: skip
+    batch = next(iter(it))
+    return np.asarray(batch["inputs"], np.float32), np.asarray(batch["label"], np.int32)
 
 
 def num_params(params) -> int:

@@ -5,7 +5,7 @@ import flax.linen as nn
 import numpy as np
 import pytest
 
-from lib.train.classify import fit_classifier, num_params, predict, train_each
+from lib.train.classify import fit_classifier, load_arrays, num_params, predict, train_each
 
 
 def _blobs(n, seed, dim=5, classes=3):
@@ -55,3 +55,15 @@ def test_train_each_rows():
         {"model": "a", "test_accuracy": 0.25, "seconds": 1.0},
         {"model": "bb", "test_accuracy": 0.5, "seconds": 1.0},
     ]
+
+
+def test_load_arrays_reads_prepared_digits(tmp_path):
+    import lib.data as data
+    from lib.data.images import sklearn_digits_splits
+
+    data.prepare("digits", tmp_path)
+    x, y = load_arrays("digits", "test", limit=100, data_dir=tmp_path)
+    want_x, want_y = sklearn_digits_splits()["test"]
+    assert x.shape == (100, 8, 8, 1) and x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_allclose(x[..., 0] * 16.0, want_x[:100], atol=1e-5)
+    np.testing.assert_array_equal(y, want_y[:100])
