@@ -1,6 +1,6 @@
-"""Launch ViR (Vision Retention Networks, Hatamizadeh et al., 2023) vs ViT on sklearn digits.
+"""Launch ViR (Vision Retention Networks, Hatamizadeh et al., 2023) vs ViT on images.
 
-python -m launch.vir --config=research/vir/configs/digits.py[:smoke] [--workdir=DIR]
+python -m launch.vir --config=research/vir/configs/{digits,mnist}.py[:smoke] [--workdir=DIR]
 """
 
 from absl import app, flags
@@ -13,17 +13,16 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md
 
 
 def run(c, workdir=None) -> dict:
-    """Train every model in `c.models`; returns {"digits": rows} (also printed and saved)."""
-    from research.vir.model import train_digits
+    """Train every model in `c.models` on `c.data`; returns {c.data: rows} (printed, saved)."""
+    from lib.train.classify import train_each
+    from research.vir.model import train_images
 
-    rows = []
-    for name in c.models:
+    def train(name):
         cfg = c.copy_and_resolve_references()
         cfg.model = name
-        r = train_digits(cfg)
-        rows.append({k: r[k] for k in ("train_loss", "test_accuracy", "num_params", "seconds")})
-        rows[-1] = {"model": name, **rows[-1]}
-    results = {"digits": rows}
+        return train_images(cfg)
+
+    results = {c.data: train_each(c.models, train)}
     report(results, workdir)
     return results
 

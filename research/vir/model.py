@@ -6,22 +6,20 @@ sequence, the class token goes LAST so that it retains every patch, and the same
 the parallel form (quadratic, for training) or the recurrent form (one patch at a time with a
 `[b, h, dk, dv]` state, for low-memory inference). `ViT` is the same network with softmax
 attention (`lib.nn.attention.MultiHeadAttention`, bidirectional, class token first) as the
-baseline. `train_digits` trains either on sklearn's 8x8 digits (`lib.data.images`).
+baseline. `train_images` trains either on sklearn's 8x8 digits (`lib.data.images`) or on a
+prepared `lib.data` image set (MNIST) with the shared `lib.train.classify.fit_classifier`.
 """
 
 from __future__ import annotations
 
-import time
-
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from lib.data.images import sklearn_digits_splits
 from lib.nn.linear_attention import RetNet
 from lib.ops.attention import attention_ref
+from lib.train.classify import fit_classifier, load_arrays
 
 
 def patchify(images_BxHxWxC, patch):
@@ -161,42 +159,33 @@ def make_model(config):
     raise ValueError(f"unknown model {config.model!r}; expected 'vir' or 'vit'")
 
 
-def train_digits(config) -> dict:
-    """Train `make_model(config)` on sklearn digits with AdamW; full-batch-free minibatches.
+def image_splits(config):
+    """`{"train": (x, y), "test": (x, y)}` for `config.data`: "digits" (sklearn 8x8) or a
+    `lib.data` image set, train limited to `config.train_examples` (0: all)."""
+    if config.data == "digits":
+        splits = sklearn_digits_splits()
+        prep = lambda s: (splits[s][0][..., None].astype(np.float32) / 16.0, splits[s][1])
+        return {"train": prep("train"), "test": prep("test")}
+    return {
+        "train": load_arrays(config.data, "train", limit=config.get("train_examples", 0)),
+        "test": load_arrays(config.data, "test", limit=config.get("test_examples", 0)),
+    }
+
+
+def train_images(config) -> dict:
+    """Train `make_model(config)` on `config.data` with `lib.train.classify.fit_classifier`
+    (AdamW, warmup-cosine with at most 50 warmup steps).
 
     Returns dict with `model`, `params`, `train_loss` (last epoch mean), `test_accuracy`,
     `num_params` and `seconds`.
     """
-    splits = sklearn_digits_splits()
-    prep = lambda s: (splits[s][0][..., None].astype(np.float32) / 16.0, splits[s][1])
-    (xtr, ytr), (xte, yte) = prep("train"), prep("test")
+    data = image_splits(config)
     model = make_model(config)
-    params = model.init(jax.random.key(config.seed), xtr[:2])
-    steps = config.epochs * (len(ytr) // config.batch_size)
-    sched = optax.warmup_cosine_decay_schedule(0.0, config.lr, min(50, steps // 10 + 1), steps)
-    tx = optax.adamw(sched, weight_decay=config.weight_decay)
-    opt = tx.init(params)
+    result = fit_classifier(
+        model, data["train"], data["test"], epochs=config.epochs, batch_size=config.batch_size,
+        lr=config.lr, weight_decay=config.weight_decay, seed=config.seed, max_warmup_steps=50,
+    )  # fmt: skip
+    return {"model": model, **result}
 
-    def loss_fn(p, x, y):
-        logits = model.apply(p, x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    @jax.jit
-    def train_step(p, o, x, y):
-        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
-        upd, o = tx.update(g, o, p)
-        return optax.apply_updates(p, upd), o, loss
-
-    rng = np.random.default_rng(config.seed)
-    start, losses = time.time(), []
-    for _ in range(config.epochs):
-        perm, losses = rng.permutation(len(ytr)), []
-        for i in range(len(ytr) // config.batch_size):
-            idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
-            params, opt, loss = train_step(params, opt, xtr[idx], ytr[idx])
-            losses.append(float(loss))
-    logits = jax.jit(model.apply)(params, xte)
-    acc = float((np.asarray(logits).argmax(-1) == yte).mean())
-    n = sum(x.size for x in jax.tree.leaves(params))
-    return dict(model=model, params=params, train_loss=float(np.mean(losses)),
-                test_accuracy=acc, num_params=n, seconds=time.time() - start)  # fmt: skip
+train_digits = train_images  # the name the first version used (config.data = "digits")

@@ -5,8 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from research.vir.configs import digits
-from research.vir.model import ViR, ViT, make_model, patchify, train_digits
+from launch.vir import run
+from research.vir.configs import digits, mnist
+from research.vir.model import ViR, ViT, make_model, patchify
 
 
 def _images(b=3, size=8, seed=0):
@@ -55,9 +56,18 @@ def test_vit_baseline_shape_and_bad_inputs():
         digits.get_config("huge")
 
 
-@pytest.mark.slow  # ~15 s CPU
-def test_digits_smoke():
+def test_digits_launch_smoke():
     c = digits.get_config("smoke")
-    r = train_digits(c)
-    assert np.isfinite(r["train_loss"]) and 0.0 <= r["test_accuracy"] <= 1.0
-    assert r["num_params"] > 0
+    c.models = ("vir",)
+    (row,) = run(c)["digits"]
+    assert row["model"] == "vir" and np.isfinite(row["train_loss"])
+    assert 0.0 <= row["test_accuracy"] <= 1.0 and row["num_params"] > 0
+
+
+def test_mnist_configs():
+    c = mnist.get_config()
+    assert (c.data, c.image_size, c.patch) == ("mnist", 28, 4) and c.image_size % c.patch == 0
+    assert mnist.get_config("fashion_mnist").data == "fashion_mnist"
+    assert mnist.get_config("smoke").train_examples % 8 == 0
+    with pytest.raises(ValueError, match="unknown config"):
+        mnist.get_config("cifar")

@@ -12,6 +12,7 @@ import ml_collections
 def get_config(arg: str | None = None):
     """`arg`: None (full run) or "smoke" (a few steps, tiny model)."""
     c = ml_collections.ConfigDict()
+    c.data, c.image_size = "digits", 8
     c.models = ("vir", "vit")
     c.model = "vir"
     c.method = "parallel"
