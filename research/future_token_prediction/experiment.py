@@ -56,6 +56,8 @@ def table_rows(runs: dict, config) -> dict:
         for j in range(2, config.model.n_future + 1):
             row[f"acc_{j}_teacher"] = f.get(f"{split}_acc_{j}", float("nan"))
             row[f"acc_{j}_free"] = f.get(f"{split}_free_acc_{j}", float("nan"))
+        for j in range(1, config.model.n_future + 1):
+            row[f"rollout_acc_{j}"] = f.get(f"analysis_rollout_acc_{j}", float("nan"))
         prediction.append(row)
         row = {"model": kind}
         for name in ("cos", "gcos"):

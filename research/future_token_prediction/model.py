@@ -268,6 +268,32 @@ def make_model(model_cfg, vocab_size: int) -> nn.Module:
     raise ValueError(f"unknown model kind {model_cfg.kind!r}; expected 'gpt' or 'ftp'")
 
 
+def greedy_continuations(model, params, inputs_BxL, cuts, n_future: int):
+    """Each model's own greedy guess of the N tokens after position `t` for each `t` in
+    `cuts`, from the text up to `t` only: GPT feeds its argmax back through the whole model
+    (autoregressive rollout); FTP decodes the pseudo-sequence of `h_t` (`FTP.free_running`).
+
+    Returns:
+      int `[B, len(cuts), N]`: slot `j` guesses token `t + 1 + j` (`inputs[t + 1 + j]`).
+    """
+    length = inputs_BxL.shape[1]
+    if max(cuts) + n_future > length:
+        raise ValueError(f"cuts {cuts} + {n_future} tokens do not fit in length {length}")
+    if isinstance(model, FTP):
+        _, h = model.apply(params, inputs_BxL, return_embeddings=True)
+        preds = model.apply(params, h[:, list(cuts)], method="free_running")
+        return preds
+    out = []
+    for t in cuts:
+        buf, preds = inputs_BxL, []
+        for j in range(n_future):
+            tok = jnp.argmax(model.apply(params, buf)[:, t + j], axis=-1).astype(inputs_BxL.dtype)
+            preds.append(tok)
+            buf = buf.at[:, t + j + 1].set(tok) if t + j + 1 < length else buf
+        out.append(jnp.stack(preds, axis=1))
+    return jnp.stack(out, axis=1)
+
+
 def make_loss_fn(model_cfg, lags=(1, 2, 4, 8, 16)):
     """`loss_fn(params, batch, rng, *, model, train)` for `lib.train`; at evaluation it adds
     the embedding smoothness (`cos_k`: mean cosine of `h_t`, `h_{t+k}`; `cos_1c`: the same
@@ -320,7 +346,24 @@ def build(config) -> dict:
         stats = smoothness.embedding_statistics(
             np.concatenate(hs), np.concatenate(masks), list(config.model.lags)
         )
+        stats.update(rollout_accuracy(state.params))
         return {f"analysis_{k}": v for k, v in stats.items()}
+
+    n, cuts = config.model.n_future, tuple(config.model.rollout_cuts)
+
+    def rollout_accuracy(params):
+        """Accuracy of each model's own greedy N-token continuations after `cuts`."""
+        guess = jax.jit(lambda p, x: greedy_continuations(model, {"params": p}, x, cuts, n))
+        hits, count = np.zeros(n), 0.0
+        for i, batch in enumerate(held_out()):
+            if i == config.model.analysis_batches:
+                break
+            preds = np.asarray(guess(params, batch["inputs"]))  # [B, C, N]
+            idx = np.asarray(cuts)[:, None] + np.arange(n)  # [C, N]: targets[t + j]
+            truth, ok = batch["targets"][:, idx], batch["mask"][:, idx]
+            hits += ((preds == truth) * ok).sum((0, 1))
+            count += ok[..., 0].sum()
+        return {f"rollout_acc_{j + 1}": float(hits[j] / max(count, 1.0)) for j in range(n)}
 
     return {
         "model": model,

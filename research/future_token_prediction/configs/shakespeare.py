@@ -45,6 +45,7 @@ def get_config(arg: str = ""):
     m.future_decay = 1.0  # slot j's loss weight is future_decay ** j (1.0: uniform)
     m.lags = [1, 2, 4, 8, 16, 32]  # cosine similarity of h_t and h_{t+k}
     m.analysis_batches = 64  # held-out batches whose embeddings the end-of-run analysis uses
+    m.rollout_cuts = [15, 31, 47]  # positions after which both models guess N tokens greedily
 
     d = c.data
     d.name = "shakespeare_char"
@@ -70,6 +71,7 @@ def get_config(arg: str = ""):
         m.n_future, m.pseudo_len = 3, 2
         m.lags = [1, 2, 4]
         m.analysis_batches = 2
+        m.rollout_cuts = [7, 20]
         d.seq_len, d.batch_size = 32, 8
         d.evaluate_test = False
         c.train.num_steps = 4
