@@ -74,3 +74,34 @@ def test_matched_width_hits_the_parameter_budget():
     )
     with pytest.raises(ValueError, match="narrowest"):
         matched_width("gru_attention", 10, 3, 1, 2)
+
+
+def full_batches(make_iter, batch_size):
+    """A fresh-iterator factory like `make_iter` that yields only batches of `batch_size`."""
+    return lambda: (b for b in make_iter() if len(b["inputs"]) == batch_size)
+
+
+@pytest.mark.slow
+def test_claim_recurrence_helps_on_a_real_series(tmp_path):
+    """What holds at toy scale (README): on yearly sunspots (windows of 16), a recurrent,
+    gated forecaster (GRU) beats the per-step MLP (no recurrence, no attention) by a wide
+    margin and beats persistence. The paper's gating-vs-no-gating ranking on Lorenz-96 is
+    within noise here (and flips at matched parameters), so it is not tested."""
+    from lib.train.loop import train_and_evaluate
+    from research.deconstructing.configs.forecast import get_config
+    from research.deconstructing.model import build
+
+    rel = {}
+    for variant in ("gru", "mlp"):
+        config = get_config(f"sunspots,{variant}")
+        config.data.data_dir = str(tmp_path / "data")
+        config.train.num_steps = 150
+        parts = build(config)
+        # The 8 simulated test devices need whole batches: the validation split (smaller than
+        # one batch) is not used, and the test split's last, partial batch is skipped.
+        parts["eval_data"] = None
+        parts["test_data"] = full_batches(parts["test_data"], config.data.batch_size)
+        r = train_and_evaluate(config, str(tmp_path / variant), **parts)
+        rel[variant] = float(r["test_loss"]) / float(r["test_persistence_mse"])
+    print(rel)
+    assert rel["gru"] < 0.6 and rel["mlp"] > rel["gru"] + 0.2, rel  # measured 0.41, 0.92
