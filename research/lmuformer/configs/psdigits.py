@@ -1,7 +1,7 @@
 """LMUFormer, its spiking twin and a Transformer on permuted sequential sklearn digits
 (64-step sequences, 1257 train / 360 test; the offline stand-in for psMNIST).
 
-Command (full small-scale run, three models, ~3 min on an idle 2-core CPU):
+Command (full small-scale run, three models; 7.5 min wall on a 2-core CPU loaded by other jobs):
     python -m launch.lmuformer --config=research/lmuformer/configs/psdigits.py
     python -m launch.lmuformer --config=research/lmuformer/configs/psdigits.py:smoke
 Hardware: CPU. Expected: LMUFormer test accuracy ~0.9, the spiking twin a little lower

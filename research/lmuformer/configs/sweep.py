@@ -1,7 +1,7 @@
 """Parameters vs accuracy: LMUFormer and Transformer at three widths each on permuted
 sequential digits (the paper's "fewer parameters for similar accuracy" claim, small scale).
 
-Command (six runs of 20 epochs, ~5 min on an idle 2-core CPU):
+Command (six runs of 20 epochs; 17 min wall on a 2-core CPU loaded by other jobs):
     python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py
     python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py:smoke
 Hardware: CPU. Output: one row per (model, dim) with params and test accuracy (see README).
