@@ -72,8 +72,7 @@ class _Cell(nn.Module):
         """The gate/candidate nonlinearities followed by the gate grid (sigmoid-like gates on
         [0, 1], tanh-like candidates on [-1, 1])."""
         q = self._q
-        out = dict(acts, gate_fn=q.gate_fn(acts["gate_fn"]), cell_fn=q.cell_fn(acts["cell_fn"]))
-        return out
+        return dict(acts, gate_fn=q.gate_fn(acts["gate_fn"]), cell_fn=q.cell_fn(acts["cell_fn"]))
 
     def _carry_fn(self, make_state, default_range: float = 1.0) -> dict:
         """`{"carry_fn": ...}` quantizing every field of the carry (or {} for a float carry)."""
