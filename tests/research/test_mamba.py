@@ -56,3 +56,36 @@ def test_smoke_configs_run():
     assert [r["length"] for r in rows] == [16, 64]
     with pytest.raises(ValueError, match="smoke"):
         shakespeare.get_config("big")
+
+
+def _train_on_task(task, mixer, options, *, steps, batch=32, lr=1e-2, dim=32, depth=2, seed=0):
+    """Train one small model on a `lib.data` task; its test loss and accuracy (256 examples)."""
+    builder = harness.task_builder(task, **options)
+    model = harness.make_model(mixer, dim, depth, harness.vocab_size(builder), {"state_dim": 8})
+    train = harness.synthetic_batches(builder, "train", batch, seed)
+    params, _ = harness.fit(model, train, steps=steps, learning_rate=lr, seed=seed)
+    test = harness.synthetic_batches(builder, "test", 64, seed + 1)
+    return harness.evaluate(model, params, test, 4)
+
+
+@pytest.mark.slow
+def test_claim_mamba_learns_induction_heads():
+    # Paper, Table 2: Mamba solves induction heads. Tiny form: length 16, 8 tokens (chance
+    # 12.5%); with lr 1e-2 Mamba leaves the chance plateau within ~150 steps (measured: 100%).
+    res = _train_on_task("induction_heads", "mamba", {"seq_len": 16, "vocab": 8}, steps=300)
+    print("induction heads, mamba:", res)
+    assert res["accuracy"] > 0.9, res
+
+
+@pytest.mark.slow
+def test_claim_selective_ssm_beats_lti_on_selective_copying():
+    # Paper, Table 1: S6 (Mamba) 99.8% vs S4 18.3%. Tiny form: 16 positions + 4 tokens of 8
+    # (chance 12.5%). Measured on the loaded CPU: Mamba 90.1%, S4D 77.7%; at 20 tokens an LTI
+    # stack still places most tokens, so the gap asserted is modest (the 36-token config of
+    # configs/selective_copying.py gives 97.6% vs 75.3%).
+    options = {"seq_len": 16, "num_tokens": 4, "vocab": 8}
+    mamba = _train_on_task("selective_copying", "mamba", options, steps=500)
+    s4d = _train_on_task("selective_copying", "s4d", options, steps=500)
+    print("selective copying, mamba:", mamba, "s4d:", s4d)
+    assert mamba["accuracy"] > 0.8, mamba
+    assert mamba["accuracy"] > s4d["accuracy"] + 0.08, (mamba, s4d)
