@@ -7,7 +7,9 @@ At fixed width `D` and batch `B`, for each length it prints the median time (ms)
 pass and of forward+backward (gradients of `sum(y)` w.r.t. the input and every parameter) of:
 - `ema_fft`: MEGA's EMA, kernel `[L, D]` from its `[D, N]` parameters, then `fft_conv`;
 - `fft_conv`: the FFT convolution alone with a given kernel (the EMA minus its kernel build);
-- `tcn_dw`: the TCNCA model's TCN: `num_layers` depthwise dilated causal convs (K taps);
+- `tcn_dw`: the TCNCA model's TCN: `num_layers` depthwise dilated causal convs of K taps,
+  as K shifted multiply-adds per layer (`lib.ops.tcn` method "ref"), O(L);
+- `tcn_dw_xla`: the same through XLA's grouped dilated convolution (method "conv");
 - `tcn_full`: the same stack with full `[K, D, D]` convolutions (lib's `tcn` mixer).
 The time ratio `ema_fft / tcn_dw` is the paper's speed-up claim. The table is appended, with
 the date, device and load average, to `research/tcnca/results/speed.md`.
@@ -42,19 +44,24 @@ def timeit(fn, *args, reps=5):
 
 
 def forms(dim: int, ndim: int, kernel_size: int, num_layers: int, seed: int = 0):
-    """`{name: (fn(x, params), params)}` for the four forms (module docstring)."""
+    """`{name: (fn(x, params), params)}` for the forms of the module docstring."""
     rng = np.random.default_rng(seed)
     normal = lambda *s: jnp.asarray(rng.normal(size=s) * 0.3, jnp.float32)
     dil = tuple(2**i for i in range(num_layers))
+    gelu = jax.nn.gelu
     return {
         "ema_fft": (lambda x, p: ema(x, *p), [normal(dim, ndim) for _ in range(4)]),
         "fft_conv": (lambda x, p: fft_conv(x, p[: x.shape[1]], method="fft"), None),
         "tcn_dw": (
-            lambda x, p: tcn(x, p[0], p[1], dilations=dil, activation=jax.nn.gelu),
+            lambda x, p: tcn(x, p[0], p[1], dilations=dil, activation=gelu, method="ref"),
+            ([normal(kernel_size, dim) for _ in dil], [normal(dim) for _ in dil]),
+        ),
+        "tcn_dw_xla": (
+            lambda x, p: tcn(x, p[0], p[1], dilations=dil, activation=gelu, method="conv"),
             ([normal(kernel_size, dim) for _ in dil], [normal(dim) for _ in dil]),
         ),
         "tcn_full": (
-            lambda x, p: tcn(x, p[0], p[1], dilations=dil, activation=jax.nn.gelu),
+            lambda x, p: tcn(x, p[0], p[1], dilations=dil, activation=gelu),
             ([normal(kernel_size, dim, dim) / dim**0.5 for _ in dil], [normal(dim) for _ in dil]),
         ),
     }

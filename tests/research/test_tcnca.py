@@ -75,7 +75,7 @@ def test_tcnca_model_is_causal_and_crosses_chunks(recurrence):
     x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 14, 5)), jnp.float32)
     params = model.init(jax.random.key(0), x)
     t = 9
-    g = jax.grad(lambda x: jnp.sum(model.apply(params, x)[:, t]))(x)
+    g = jax.jit(jax.grad(lambda x: jnp.sum(model.apply(params, x)[:, t])))(x)
     per_pos = np.abs(np.asarray(g)).sum(axis=(0, 2))
     future = per_pos[t + 1 :] / per_pos.max()
     assert (future == 0).all() if recurrence == "tcn" else (future < 1e-6).all(), per_pos
@@ -87,10 +87,10 @@ def test_step_decoding_equals_full_sequence(recurrence):
     model = make_model(recurrence, 16, 1, 11, chunk_size=4, num_layers=2, max_len=16)
     tokens = jnp.asarray(np.random.default_rng(1).integers(0, 11, (2, 10)), jnp.int32)
     params = model.init(jax.random.key(1), tokens)
-    full = model.apply(params, tokens)
+    full = jax.jit(model.apply)(params, tokens)
     state = model.apply(params, 2, method="init_state")
     step = lambda s, tok: model.apply(params, s, tok, method="step")
-    _, ys = jax.lax.scan(step, state, tokens.T)
+    _, ys = jax.jit(lambda s, toks: jax.lax.scan(step, s, toks))(state, tokens.T)
     np.testing.assert_allclose(ys.transpose(1, 0, 2), full, rtol=1e-4, atol=1e-4)
 
 
