@@ -186,6 +186,3 @@ def train_images(config) -> dict:
         lr=config.lr, weight_decay=config.weight_decay, seed=config.seed, max_warmup_steps=50,
     )  # fmt: skip
     return {"model": model, **result}
-
-
-train_digits = train_images  # the name the first version used (config.data = "digits")
