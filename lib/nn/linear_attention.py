@@ -14,10 +14,12 @@ import jax
 import jax.numpy as jnp
 
 from lib.nn.blocks import RMSNorm
+from lib.nn.quant import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
+from lib.ops import quant_rnn as quant_ops
 from lib.ops.attention import rotary_embedding
 from lib.ops.linear_attention import gla, gla_step
-from lib.ops.linear_attention_retention import retention, retention_step
+from lib.ops.linear_attention_retention import retention, retention_step, retnet_decays
 from lib.ops.linear_attention_rwkv import rwkv6, rwkv6_step, token_shift
 
 
@@ -27,6 +29,25 @@ def _heads(x, h):
 
 def _merge(x):
     return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
+
+
+# Default fixed ranges of a quantized linear-attention state `[b, h, dk, dv]`, a decayed sum of
+# k^T v outer products, larger than a normalised SSM's: RetNet's decays (0.97 to 0.996) sum
+# more of them than GLA's data-dependent gates. QuantConfig.state_range overrides them.
+GLA_STATE_RANGE = 16.0
+RETNET_STATE_RANGE = 32.0
+
+
+def _quant_state_fn(module, default_range):
+    """The state quantizer of a mixer with `quant`, or None for a float state."""
+    q = as_quant_config(module.quant)
+    return None if q is None else q.state_fn(default_range)
+
+
+def _quant_input(module, x):
+    """The mixer's input, fake-quantized per token under `quant`."""
+    q = as_quant_config(module.quant)
+    return x if q is None else q.inputs(x).astype(x.dtype)
 
 
 def _run(module, x_BxLxD, state, return_state):
@@ -50,6 +71,12 @@ class GLA(nn.Module):
       gate_rank: rank of the gate projection.
       gate_temperature: `g = log_sigmoid(.) / gate_temperature` (GLA's 16) keeps decays slow.
       chunk_size, method: passed to `lib.ops.linear_attention.gla`.
+      quant: None (float), a `lib.nn.quant.QuantConfig` or int bits: fake-quantizes the input
+        (per token), every projection's kernel (weight spec) and the state `[b, h, dk, dv]`
+        after every step (state spec, fixed grid of `[-r, r]`,
+        `r = state_range or GLA_STATE_RANGE`). A quantized state runs the
+        recurrent form (`lib.ops.quant_rnn.gla_carry_quant`; method "auto" or "ref"); the
+        chunked and kernel forms are refused.
     """
 
     dim: int
@@ -60,19 +87,21 @@ class GLA(nn.Module):
     gate_temperature: float = 16.0
     chunk_size: int = 64
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def setup(self):
         dk, dv = int(self.dim * self.expand_k), int(self.dim * self.expand_v)
         if dk % self.num_heads or dv % self.num_heads:
             raise ValueError(f"key/value widths {dk}/{dv} must divide by `num_heads`")
-        self.q_proj = nn.Dense(dk, use_bias=False)
-        self.k_proj = nn.Dense(dk, use_bias=False)
-        self.v_proj = nn.Dense(dv, use_bias=False)
-        self.g_down = nn.Dense(self.gate_rank, use_bias=False)
-        self.g_up = nn.Dense(dk)
-        self.out_gate = nn.Dense(dv)
+        dense = lambda features, **kw: quant_dense(self.quant, features, **kw)
+        self.q_proj = dense(dk, use_bias=False)
+        self.k_proj = dense(dk, use_bias=False)
+        self.v_proj = dense(dv, use_bias=False)
+        self.g_down = dense(self.gate_rank, use_bias=False)
+        self.g_up = dense(dk)
+        self.out_gate = dense(dv)
         self.norm = RMSNorm()
-        self.o_proj = nn.Dense(self.dim, use_bias=False)
+        self.o_proj = dense(self.dim, use_bias=False)
 
     def _qkvg(self, x):
         h = self.num_heads
@@ -84,9 +113,17 @@ class GLA(nn.Module):
         return self.o_proj(_merge(self.norm(o)) * nn.silu(self.out_gate(x)))
 
     def _forward(self, x, state):
+        x = _quant_input(self, x)
         q, k, v, g = self._qkvg(x)
-        o, state = gla(q, k, v, g, initial_state=state, return_final_state=True,
-                       chunk_size=self.chunk_size, method=self.method)  # fmt: skip
+        carry_fn = _quant_state_fn(self, GLA_STATE_RANGE)
+        if carry_fn is None:
+            o, state = gla(q, k, v, g, initial_state=state, return_final_state=True,
+                           chunk_size=self.chunk_size, method=self.method)  # fmt: skip
+        else:
+            check_carry_quant_method(self.method, "ref", "GLA")
+            o, state = quant_ops.gla_carry_quant(
+                q, k, v, g, carry_fn=carry_fn, initial_state=state, return_final_state=True
+            )
         return self._out(o, x), state
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
@@ -101,8 +138,14 @@ class GLA(nn.Module):
 
     def step(self, state, x_BxD):
         """One token: `(state, [b, dim]) -> (state, [b, dim])`."""
+        x_BxD = _quant_input(self, x_BxD)
         q, k, v, g = self._qkvg(x_BxD)
-        state, o = gla_step(state, q, k, v, g)
+        if self.quant is None:
+            state, o = gla_step(state, q, k, v, g)
+        else:
+            state, o = quant_ops.gla_carry_quant_step(
+                state, q, k, v, g, carry_fn=_quant_state_fn(self, GLA_STATE_RANGE)
+            )
         return state, self._out(o, x_BxD)
 
 
@@ -123,6 +166,9 @@ class RetNet(nn.Module):
       expand_v: value width as a fraction of `dim` (RetNet uses 2).
       rotary: apply rotary embeddings to q, k (RetNet's xPos without its length extrapolation).
       chunk_size, method: passed to `lib.ops.linear_attention_retention.retention`.
+      quant: as `GLA`'s (retention is GLA with the gate `log gamma_h`; default state range
+        `RETNET_STATE_RANGE`; a quantized state runs
+        the recurrent form, method "auto" or "ref"; "parallel" and "chunked" are refused).
     """
 
     dim: int
@@ -131,17 +177,19 @@ class RetNet(nn.Module):
     rotary: bool = True
     chunk_size: int = 64
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def setup(self):
         dv = int(self.dim * self.expand_v)
         if self.dim % self.num_heads or dv % self.num_heads:
             raise ValueError(f"`dim` and value width {dv} must divide by `num_heads`")
-        self.q_proj = nn.Dense(self.dim, use_bias=False)
-        self.k_proj = nn.Dense(self.dim, use_bias=False)
-        self.v_proj = nn.Dense(dv, use_bias=False)
-        self.gate = nn.Dense(dv, use_bias=False)
+        dense = lambda features: quant_dense(self.quant, features, use_bias=False)
+        self.q_proj = dense(self.dim)
+        self.k_proj = dense(self.dim)
+        self.v_proj = dense(dv)
+        self.gate = dense(dv)
         self.norm = RMSNorm()
-        self.o_proj = nn.Dense(self.dim, use_bias=False)
+        self.o_proj = dense(self.dim)
 
     def _qkv(self, x_BxLxD, offset):
         h = self.num_heads
@@ -154,12 +202,27 @@ class RetNet(nn.Module):
     def _out(self, o, x):
         return self.o_proj(nn.swish(self.gate(x)) * _merge(self.norm(o)))
 
+    def _log_gamma(self, lead_shape):
+        """RetNet's per-head log decays broadcast to `lead_shape + (heads,)` (a GLA gate)."""
+        return jnp.broadcast_to(
+            jnp.log(retnet_decays(self.num_heads)), (*lead_shape, self.num_heads)
+        )
+
     def _forward(self, x, state):
+        x = _quant_input(self, x)
         index = 0 if state is None else state.index
         q, k, v = self._qkv(x, index)
-        o, S = retention(q, k, v, initial_state=None if state is None else state.S,
-                         return_final_state=True, chunk_size=self.chunk_size,
-                         method=self.method)  # fmt: skip
+        S0 = None if state is None else state.S
+        carry_fn = _quant_state_fn(self, RETNET_STATE_RANGE)
+        if carry_fn is None:
+            o, S = retention(q, k, v, initial_state=S0, return_final_state=True,
+                             chunk_size=self.chunk_size, method=self.method)  # fmt: skip
+        else:
+            check_carry_quant_method(self.method, "ref", "RetNet")
+            o, S = quant_ops.gla_carry_quant(
+                q, k, v, self._log_gamma(x.shape[:2]), carry_fn=carry_fn, initial_state=S0,
+                return_final_state=True,
+            )  # fmt: skip
         return self._out(o, x), RetNetState(S, index + x.shape[1])
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
@@ -174,8 +237,15 @@ class RetNet(nn.Module):
 
     def step(self, state, x_BxD):
         """One token: `(RetNetState, [b, dim]) -> (RetNetState, [b, dim])`."""
+        x_BxD = _quant_input(self, x_BxD)
         q, k, v = self._qkv(x_BxD[:, None], state.index)
-        S, o = retention_step(state.S, q[:, 0], k[:, 0], v[:, 0])
+        if self.quant is None:
+            S, o = retention_step(state.S, q[:, 0], k[:, 0], v[:, 0])
+        else:
+            S, o = quant_ops.gla_carry_quant_step(
+                state.S, q[:, 0], k[:, 0], v[:, 0], self._log_gamma(x_BxD.shape[:1]),
+                carry_fn=_quant_state_fn(self, RETNET_STATE_RANGE),
+            )  # fmt: skip
         return RetNetState(S, state.index + 1), self._out(o, x_BxD)
 
 

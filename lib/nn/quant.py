@@ -261,6 +261,26 @@ def as_quant_config(quant) -> QuantConfig | None:
     raise TypeError(f"quant must be None, an int (bits) or a QuantConfig, got {quant!r}")
 
 
+def quant_dense(quant, features: int, **kwargs) -> nn.Module:
+    """`nn.Dense(features, **kwargs)`, or with `quant` (see `as_quant_config`) a `QuantDense`
+    with its weight spec and the same parameters (`kernel`, `bias`), so a float checkpoint
+    loads unchanged."""
+    q = as_quant_config(quant)
+    if q is None or q.weight is None:
+        return nn.Dense(features, **kwargs)
+    return QuantDense(features, weight=q.weight, **kwargs)
+
+
+def check_carry_quant_method(method: str, sequential: str, mixer: str) -> None:
+    """Refuse a parallel `method` for a mixer whose state is quantized after every step (the
+    rounded recurrence is nonlinear: only `sequential` or "auto", which resolves to it)."""
+    if method not in ("auto", sequential):
+        raise ValueError(
+            f"a quantized {mixer} state makes the recurrence nonlinear: method={method!r} "
+            f"(parallel) cannot apply it; use {sequential!r} or 'auto'"
+        )
+
+
 class QuantDense(nn.Module):
     """Dense layer with fake-quantized kernel and input activations.
 

@@ -4,6 +4,7 @@ Registered as mixers "mamba" and "mamba2". Use it inside `PreNormBlock(..., mlp_
 original architecture (Mamba blocks carry no separate MLP).
 """
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -11,8 +12,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn.quant import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops import conv as conv_ops
+from lib.ops import quant_rnn as quant_ops
 from lib.ops import ssd as ssd_ops
 from lib.ops import ssm as ssm_ops
 
@@ -63,6 +66,13 @@ class Mamba(nn.Module):
       method: `selective_scan` method ("auto", "scan", "associative", "chunked", "pallas").
       chunk_size: chunk length for method="chunked".
       use_bias: biases on the in/out projections.
+      quant: None (float), a `lib.nn.quant.QuantConfig` or int bits: fake-quantizes the
+        block's input (per token), the kernels of the four projections and the conv taps
+        (weight spec), and the SSM state `[b, d_inner, n]` after every step (state spec,
+        fixed grid of `[-r, r]`, `r = state_range or MAMBA_STATE_RANGE`). `A`, `D` and the dt
+        bias stay float. A quantized state makes the scan nonlinear: `method="auto"` then runs
+        the sequential `lib.ops.quant_rnn.selective_scan_carry_quant`, "scan" too; the
+        parallel and kernel forms are refused.
     """
 
     dim: int
@@ -75,6 +85,7 @@ class Mamba(nn.Module):
     method: str = "auto"
     chunk_size: int = 64
     use_bias: bool = False
+    quant: QuantConfig | int | None = None
 
     @property
     def d_inner(self) -> int:
@@ -86,13 +97,14 @@ class Mamba(nn.Module):
 
     def setup(self):
         d, n, r = self.d_inner, self.state_dim, self._dt_rank
-        self.in_proj = nn.Dense(2 * d, use_bias=self.use_bias, name="in_proj")
+        dense = functools.partial(quant_dense, self.quant)
+        self.in_proj = dense(2 * d, use_bias=self.use_bias, name="in_proj")
         self.conv_weight = self.param(
             "conv_weight", nn.initializers.lecun_normal(in_axis=0, out_axis=()), (self.conv_width, d)
         )  # fmt: skip
         self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (d,))
-        self.x_proj = nn.Dense(r + 2 * n, use_bias=False, name="x_proj")
-        self.dt_proj = nn.Dense(
+        self.x_proj = dense(r + 2 * n, use_bias=False, name="x_proj")
+        self.dt_proj = dense(
             d,
             use_bias=False,
             kernel_init=_symmetric_uniform(r**-0.5),
@@ -101,7 +113,22 @@ class Mamba(nn.Module):
         self.dt_bias = self.param("dt_bias", dt_bias_init(self.dt_min, self.dt_max), (d,))
         self.A_log = self.param("A_log", s4d_real_log_init, (d, n))
         self.D = self.param("D", nn.initializers.ones, (d,))
-        self.out_proj = nn.Dense(self.dim, use_bias=self.use_bias, name="out_proj")
+        self.out_proj = dense(self.dim, use_bias=self.use_bias, name="out_proj")
+
+    @property
+    def _q(self) -> QuantConfig | None:
+        return as_quant_config(self.quant)
+
+    def _inputs_and_conv(self, x):
+        """The (quantized) block input and conv taps."""
+        q = self._q
+        if q is None:
+            return x, self.conv_weight
+        return q.inputs(x).astype(x.dtype), q.weights(self.conv_weight)
+
+    def _carry_fn(self):
+        """The state quantizer, or None for a float state."""
+        return None if self._q is None else self._q.state_fn(MAMBA_STATE_RANGE)
 
     def _ssm_inputs(self, x):
         """x [..., d_inner] after the conv -> (delta, B, C)."""
@@ -115,19 +142,30 @@ class Mamba(nn.Module):
 
     def __call__(self, x_BxLxD, state: MambaState | None = None, return_state: bool = False):
         """[b, l, dim] -> [b, l, dim] (and the new `MambaState` when `return_state`)."""
+        x_BxLxD, conv_weight = self._inputs_and_conv(x_BxLxD)
         xz = self.in_proj(x_BxLxD)
         x, z = jnp.split(xz, 2, axis=-1)
         conv_state = None if state is None else state.conv
         x, conv_last = conv_ops.causal_conv1d(
-            x, self.conv_weight, self.conv_bias, initial_state=conv_state,
+            x, conv_weight, self.conv_bias, initial_state=conv_state,
             activation="silu", return_final_state=True,
         )  # fmt: skip
         delta, B, C = self._ssm_inputs(x)
-        y, h_last = ssm_ops.selective_scan(
-            x, delta, self._A(), B, C, self.D, z=z, delta_bias=self.dt_bias,
-            delta_softplus=True, initial_state=None if state is None else state.ssm,
-            return_final_state=True, method=self.method, chunk_size=self.chunk_size,
-        )  # fmt: skip
+        h0 = None if state is None else state.ssm
+        carry_fn = self._carry_fn()
+        if carry_fn is None:
+            y, h_last = ssm_ops.selective_scan(
+                x, delta, self._A(), B, C, self.D, z=z, delta_bias=self.dt_bias,
+                delta_softplus=True, initial_state=h0, return_final_state=True,
+                method=self.method, chunk_size=self.chunk_size,
+            )  # fmt: skip
+        else:
+            check_carry_quant_method(self.method, "scan", "Mamba")
+            y, h_last = quant_ops.selective_scan_carry_quant(
+                x, delta, self._A(), B, C, self.D, z=z, delta_bias=self.dt_bias,
+                delta_softplus=True, carry_fn=carry_fn, initial_state=h0,
+                return_final_state=True,
+            )  # fmt: skip
         out = self.out_proj(y)
         if return_state:
             return out, MambaState(conv=conv_last, ssm=h_last)
@@ -142,16 +180,26 @@ class Mamba(nn.Module):
 
     def step(self, state: MambaState, x_BxD):
         """One token: `(MambaState, [b, dim]) -> (MambaState, [b, dim])`."""
+        x_BxD, conv_weight = self._inputs_and_conv(x_BxD)
         x, z = jnp.split(self.in_proj(x_BxD), 2, axis=-1)
         conv_state, x = conv_ops.causal_conv1d_step(
-            conv_ops.ConvState(state.conv), x, self.conv_weight, self.conv_bias, activation="silu"
+            conv_ops.ConvState(state.conv), x, conv_weight, self.conv_bias, activation="silu"
         )
         delta, B, C = self._ssm_inputs(x)
+        if self._q is not None:  # the full form's step, quantized state or not
+            h, y = quant_ops.selective_scan_carry_quant_step(
+                state.ssm, x, delta, self._A(), B, C, self.D, z_t=z, delta_bias=self.dt_bias,
+                delta_softplus=True, carry_fn=self._carry_fn(),
+            )  # fmt: skip
+            return MambaState(conv=conv_state.x, ssm=h), self.out_proj(y)
         ssm_state, y = ssm_ops.selective_scan_step(
             ssm_ops.SelectiveScanState(state.ssm), x, delta, self._A(), B, C, self.D, z_t=z,
             delta_bias=self.dt_bias, delta_softplus=True,
         )  # fmt: skip
         return MambaState(conv=conv_state.x, ssm=ssm_state.h), self.out_proj(y)
+
+
+MAMBA_STATE_RANGE = 4.0  # default fixed range of a quantized Mamba state (state_range overrides)
 
 
 class Mamba2State(NamedTuple):

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lib.nn.quant import QuantConfig, as_quant_config
+from lib.nn.quant import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops import conv as conv_ops
 from lib.ops import quant_rnn as quant_ops
@@ -45,6 +45,24 @@ class _Recurrent(nn.Module):
         return state, y[:, 0]
 
 
+def _fq_rows(q: QuantConfig, m):
+    """Fake-quantized `m: [rows, cols]` (complex: real and imaginary parts apart) with one
+    scale per row under a per-column weight spec (the map is `m^T` as a Dense kernel)."""
+    fq = lambda r: q.weights(r.T).T
+    if jnp.iscomplexobj(m):
+        return (fq(jnp.real(m)) + 1j * fq(jnp.imag(m))).astype(jnp.complex64)
+    return fq(m)
+
+
+def _complex_carry_fn(q: QuantConfig, default_range: float):
+    """The state quantizer of a complex carry (real and imaginary parts on the fixed grid),
+    or None for a float state."""
+    fn = q.state_fn(default_range)
+    if fn is None:
+        return None
+    return lambda h: (fn(jnp.real(h)) + 1j * fn(jnp.imag(h))).astype(jnp.complex64)
+
+
 @register_mixer("s4d")
 class S4D(_Recurrent):
     """S4D layer: per-channel diagonal SSM (n complex modes), GELU, then a Dense mix.
@@ -56,6 +74,11 @@ class S4D(_Recurrent):
       discretization: "zoh" or "bilinear".
       dt_min, dt_max: log-uniform range of the initial step sizes.
       method: `ssm_s4d` method ("auto", "scan", "associative", "chunked", "fft").
+      quant: None (float), a `lib.nn.quant.QuantConfig` or int bits, as `LRU`'s: the inputs
+        (per token), `B` and `C` (one scale per channel), the read-out Dense's kernel, and
+        the state `[b, dim, n]` after every step (real and imaginary parts on the fixed grid
+        of `[-r, r]`, `r = state_range or S4D_STATE_RANGE`). A quantized state is sequential
+        ("auto" or "scan"; the parallel forms and "fft" are refused).
     """
 
     dim: int
@@ -65,6 +88,7 @@ class S4D(_Recurrent):
     dt_min: float = 1e-3
     dt_max: float = 1e-1
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def setup(self):
         d, n = self.dim, self.state_dim
@@ -79,7 +103,7 @@ class S4D(_Recurrent):
         self.C_im = self.param("C_im", _normal(0.5**0.5), (d, n))
         self.log_dt = self.param("log_dt", _log_uniform(self.dt_min, self.dt_max), (d,))
         self.D = self.param("D", nn.initializers.ones, (d,))
-        self.out = nn.Dense(d, name="out")
+        self.out = quant_dense(self.quant, d, name="out")
 
     def _ssm(self):
         lam = -jnp.exp(self.log_neg_re) + 1j * self.im
@@ -89,12 +113,34 @@ class S4D(_Recurrent):
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, dim, n] complex64)`."""
-        y, h = ops.ssm_s4d(
-            x_BxLxD, **self._ssm(), discretization=self.discretization,
-            initial_state=None if state is None else state.h, return_final_state=True,
-            method=self.method,
-        )  # fmt: skip
-        out = self.out(jax.nn.gelu(y))
+        h0 = None if state is None else state.h
+        q = as_quant_config(self.quant)
+        ssm = self._ssm()
+        if q is None:
+            u = x_BxLxD
+        else:
+            u = q.inputs(x_BxLxD)
+            ssm = dict(ssm, B=_fq_rows(q, ssm["B"]), C=_fq_rows(q, ssm["C"]))  # per channel
+        carry_fn = None if q is None else _complex_carry_fn(q, S4D_STATE_RANGE)
+        if carry_fn is None:
+            y, h = ops.ssm_s4d(
+                u, **ssm, discretization=self.discretization, initial_state=h0,
+                return_final_state=True, method=self.method,
+            )  # fmt: skip
+        else:
+            check_carry_quant_method(self.method, "scan", "S4D")
+            lam_bar, b_bar = ops.discretize(
+                ssm["Lambda"], ssm["B"], jnp.exp(ssm["log_dt"])[:, None], self.discretization
+            )
+            b, _, d = u.shape
+            h0 = jnp.zeros((b, d, self.state_dim), jnp.complex64) if h0 is None else h0
+            hs, h = quant_ops.linear_recurrence_carry_quant(
+                lam_bar, u[..., None] * b_bar, h0.astype(jnp.complex64), carry_fn,
+                return_final_state=True,
+            )  # fmt: skip
+            y = jnp.real(jnp.einsum("bldn,dn->bld", hs, ssm["C"].astype(jnp.complex64)))
+            y = y + u * ssm["D"]
+        out = self.out(jax.nn.gelu(y.astype(x_BxLxD.dtype)))
         return (out, ops.DiagState(h)) if return_state else out
 
     def init_state(self, batch_size, dtype=jnp.float32):
@@ -102,6 +148,8 @@ class S4D(_Recurrent):
         return ops.DiagState(jnp.zeros((batch_size, self.dim, self.state_dim), jnp.complex64))
 
     def step(self, state, x_BxD):
+        if self.quant is not None:  # the full form on one token: the same rounding per step
+            return super().step(state, x_BxD)
         state, y = ops.ssm_s4d_step(state, x_BxD, **self._ssm(), discretization=self.discretization)
         return state, self.out(jax.nn.gelu(y))
 
@@ -113,6 +161,8 @@ class S5(_Recurrent):
     Attributes:
       dim: features h.  state_dim: p (the HiPPO matrix is split into `blocks` blocks).
       discretization, dt_min, dt_max, method: as in `S4D` (no "fft").
+      quant: as `LRU`'s (inputs, `B` and `C` per row, state `[b, p]` on the fixed grid of
+        `[-r, r]`, `r = state_range or S5_STATE_RANGE`; `Lambda`, `dt` and `D` stay float).
     """
 
     dim: int
@@ -122,6 +172,7 @@ class S5(_Recurrent):
     dt_min: float = 1e-3
     dt_max: float = 1e-1
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def setup(self):
         h, p = self.dim, self.state_dim
@@ -156,11 +207,27 @@ class S5(_Recurrent):
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, p] complex64)`."""
-        y, h = ops.ssm_s5(
-            x_BxLxD, **self._ssm(), discretization=self.discretization,
-            initial_state=None if state is None else state.h, return_final_state=True,
-            method=self.method,
-        )  # fmt: skip
+        h0 = None if state is None else state.h
+        q = as_quant_config(self.quant)
+        ssm = self._ssm()
+        if q is None:
+            u = x_BxLxD
+        else:
+            u = q.inputs(x_BxLxD)
+            ssm = dict(ssm, B=_fq_rows(q, ssm["B"]), C=_fq_rows(q, ssm["C"]))
+        carry_fn = None if q is None else _complex_carry_fn(q, S5_STATE_RANGE)
+        if carry_fn is None:
+            y, h = ops.ssm_s5(
+                u, **ssm, discretization=self.discretization, initial_state=h0,
+                return_final_state=True, method=self.method,
+            )  # fmt: skip
+        else:
+            check_carry_quant_method(self.method, "scan", "S5")
+            lam_bar, b_bar = ops.discretize(
+                ssm["Lambda"], ssm["B"], jnp.exp(ssm["log_dt"]), self.discretization
+            )
+            y, h = _mimo_carry_quant(u, lam_bar, b_bar, ssm["C"], ssm["D"], h0, carry_fn)
+        y = y.astype(x_BxLxD.dtype)
         return (y, ops.DiagState(h)) if return_state else y
 
     def init_state(self, batch_size, dtype=jnp.float32):
@@ -227,36 +294,44 @@ class LRU(_Recurrent):
         ssm = self._ssm()
         # B: [p, h] maps features to states, C: [h, p] states to features; as Dense kernels
         # ([in, out]) they are B^T and C^T, so a per-column weight spec is per output row here.
-        fq = lambda m: q.weights(m.T).T
-        cplx = lambda m: fq(jnp.real(m)) + 1j * fq(jnp.imag(m))
-        B, C = cplx(ssm["B"]).astype(jnp.complex64), cplx(ssm["C"]).astype(jnp.complex64)
+        B, C = _fq_rows(q, ssm["B"]), _fq_rows(q, ssm["C"])
         u = q.inputs(x_BxLxD)
         lam = ops.lru_lambda(ssm["nu_log"], ssm["theta_log"])
         b_bar = jnp.exp(ssm["gamma_log"])[:, None] * B
-        bu = jnp.einsum("blh,ph->blp", u.astype(jnp.complex64), b_bar)
-        bsz = x_BxLxD.shape[0]
-        h0 = jnp.zeros((bsz, self.state_dim), jnp.complex64) if h0 is None else h0
-        fn = q.state_fn(LRU_STATE_RANGE)
-        if fn is None:  # float state: the parallel forms still apply
+        carry_fn = _complex_carry_fn(q, LRU_STATE_RANGE)
+        if carry_fn is None:  # float state: the parallel forms still apply
+            bu = jnp.einsum("blh,ph->blp", u.astype(jnp.complex64), b_bar)
+            if h0 is None:
+                h0 = jnp.zeros((x_BxLxD.shape[0], self.state_dim), jnp.complex64)
             h, last = linear_recurrence(lam, bu, h0, method=self.method, return_final_state=True)
+            y = jnp.real(jnp.einsum("blp,hp->blh", h, C)) + u * ssm["D"]
         else:
-            if self.method not in ("auto", "scan"):
-                raise ValueError(
-                    f"a quantized LRU state makes the recurrence nonlinear: method="
-                    f"{self.method!r} (parallel) cannot apply it; use 'scan' or 'auto'"
-                )
-            carry_fn = lambda h: (fn(jnp.real(h)) + 1j * fn(jnp.imag(h))).astype(jnp.complex64)
-            h, last = quant_ops.linear_recurrence_carry_quant(
-                lam, bu, h0.astype(jnp.complex64), carry_fn, return_final_state=True
-            )
-        y = jnp.real(jnp.einsum("blp,hp->blh", h, C)) + u * ssm["D"]
+            check_carry_quant_method(self.method, "scan", "LRU")
+            y, last = _mimo_carry_quant(u, lam, b_bar, C, ssm["D"], h0, carry_fn)
         return y.astype(x_BxLxD.dtype), last
 
     def init_state(self, batch_size, dtype=jnp.float32):
         return ops.DiagState(jnp.zeros((batch_size, self.state_dim), jnp.complex64))
 
 
-LRU_STATE_RANGE = 4.0  # default fixed range of a quantized LRU state's real/imaginary parts
+def _mimo_carry_quant(u, lam_bar, b_bar, C, D, h0, carry_fn):
+    """S5/LRU with `carry_fn` on the state after every step: `(y [b, l, h], final h [b, p])`."""
+    bsz, p = u.shape[0], lam_bar.shape[0]
+    h0 = jnp.zeros((bsz, p), jnp.complex64) if h0 is None else h0
+    bu = jnp.einsum("blh,ph->blp", u.astype(jnp.complex64), b_bar)
+    h, last = quant_ops.linear_recurrence_carry_quant(
+        lam_bar, bu, h0.astype(jnp.complex64), carry_fn, return_final_state=True
+    )
+    y = jnp.real(jnp.einsum("blp,hp->blh", h, C.astype(jnp.complex64))) + u * D
+    return y, last
+
+
+# Default fixed ranges of a quantized state (real and imaginary parts; QuantConfig.state_range
+# overrides them): the states of these normalised SSMs stay within a few input scales.
+LRU_STATE_RANGE = 4.0
+S4D_STATE_RANGE = 4.0
+S5_STATE_RANGE = 4.0
+RGLRU_STATE_RANGE = 2.0
 
 
 def _rglru_a_init(lo: float = 0.9, hi: float = 0.999, c: float = 8.0):
@@ -275,31 +350,64 @@ class RGLRU(_Recurrent):
 
     Attributes:
       dim: width d.  c: the exponent scale (8).  method: `linear_recurrence` method.
+      quant: None (float), a `lib.nn.quant.QuantConfig` or int bits: the inputs (per token),
+        the gate Dense kernels, the gates `r_t, i_t` (on the fixed grid of [0, 1]) and the
+        state `[b, dim]` after every step (fixed grid of `[-r, r]`,
+        `r = state_range or RGLRU_STATE_RANGE`); `Lambda` stays float. A quantized state is
+        sequential ("auto" or "scan"; the parallel forms are refused).
     Griffin computes the gates with block-diagonal weights per head; here they are dense.
     """
 
     dim: int
     c: float = 8.0
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def setup(self):
-        self.gate_a = nn.Dense(self.dim, name="gate_a")
-        self.gate_x = nn.Dense(self.dim, name="gate_x")
+        self.gate_a = quant_dense(self.quant, self.dim, name="gate_a")
+        self.gate_x = quant_dense(self.quant, self.dim, name="gate_x")
         self.a_param = self.param("a_param", _rglru_a_init(c=self.c), (self.dim,))
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, dim] float32)`."""
-        h, last = ops.ssm_rglru(
-            x_BxLxD, self.gate_a(x_BxLxD), self.gate_x(x_BxLxD), self.a_param, c=self.c,
-            initial_state=None if state is None else state.h, return_final_state=True,
-            method=self.method,
-        )  # fmt: skip
+        h0 = None if state is None else state.h
+        if self.quant is None:
+            h, last = ops.ssm_rglru(
+                x_BxLxD, self.gate_a(x_BxLxD), self.gate_x(x_BxLxD), self.a_param, c=self.c,
+                initial_state=h0, return_final_state=True, method=self.method,
+            )  # fmt: skip
+        else:
+            h, last = self._quantized(x_BxLxD, h0)
         return (h, ops.DiagState(last)) if return_state else h
+
+    def _quantized(self, x_BxLxD, h0):
+        """`ssm_rglru`'s recurrence with `quant`: `(h [b, l, dim], final h [b, dim])`."""
+        q = as_quant_config(self.quant)
+        u = q.inputs(x_BxLxD)
+        gate = q.gate_fn(jax.nn.sigmoid)
+        r, i = gate(self.gate_a(u).astype(jnp.float32)), gate(self.gate_x(u).astype(jnp.float32))
+        log_a = -self.c * r * jax.nn.softplus(-self.a_param.astype(jnp.float32))
+        mult = jnp.sqrt(jnp.maximum(-jnp.expm1(2 * log_a), 1e-8))  # as `ssm_rglru`
+        h0 = jnp.zeros((u.shape[0], self.dim), jnp.float32) if h0 is None else h0
+        carry_fn = q.state_fn(RGLRU_STATE_RANGE)
+        if carry_fn is None:
+            h, last = linear_recurrence(
+                jnp.exp(log_a), mult * i * u, h0, method=self.method, return_final_state=True
+            )
+        else:
+            check_carry_quant_method(self.method, "scan", "RG-LRU")
+            h, last = quant_ops.linear_recurrence_carry_quant(
+                jnp.exp(log_a), mult * i * u, h0.astype(jnp.float32), carry_fn,
+                return_final_state=True,
+            )  # fmt: skip
+        return h.astype(x_BxLxD.dtype), last
 
     def init_state(self, batch_size, dtype=jnp.float32):
         return ops.DiagState(jnp.zeros((batch_size, self.dim), jnp.float32))
 
     def step(self, state, x_BxD):
+        if self.quant is not None:  # the full form on one token: the same rounding per step
+            return super().step(state, x_BxD)
         return ops.ssm_rglru_step(
             state, x_BxD, self.gate_a(x_BxD), self.gate_x(x_BxD), self.a_param, c=self.c
         )

@@ -6,7 +6,9 @@ Two layers:
   `min_gru_carry_quant`, `min_lstm_carry_quant`, and their `*_step` twins): the cells of
   `lib.ops.rnn`, `lib.ops.rnn_egru` and `lib.ops.rnn_min` with a `carry_fn` applied to the new
   carry after every step (and the gate/candidate nonlinearities swapped for quantized ones by
-  the caller). The quantizers are plain callables, so `lib.nn.rnn`'s `quant=` option passes
+  the caller); `linear_recurrence_carry_quant` (diagonal SSMs: LRU, S4D, S5, RG-LRU),
+  `selective_scan_carry_quant` (Mamba) and `gla_carry_quant` (GLA, RetNet), sequential scans
+  of their own `*_step` forms. The quantizers are plain callables, so `lib.nn.rnn`'s `quant=` option passes
   `QuantSpec`-built ones and the bit-width API below passes fixed-grid ones. The full form and
   the step form run the same per-step arithmetic, so step-by-step equals the full sequence.
 - `quantized_lstm` / `quantized_gru`: the bit-width API (each `None` leaves that part in float):
@@ -30,10 +32,13 @@ import jax
 import jax.numpy as jnp
 
 from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops.linear_attention import _check as _check_gla
 from lib.ops.quant import fake_quant, int_scale
 from lib.ops.rnn import LSTMState, gru_cell, lstm_cell, resolve_method
 from lib.ops.rnn_egru import EGRUState, _fire, egru_cell, egru_init_state
 from lib.ops.scan import linear_recurrence
+from lib.ops.ssm import _check as _check_selective
+from lib.ops.ssm import discretize_delta
 
 Fn = Callable[[jax.Array], jax.Array]
 MIN_METHODS = ("auto", "ref", "scan", "log")
@@ -247,6 +252,80 @@ def linear_recurrence_carry_quant(
 
         final, h = _scan_time(step, h0, b)
     return (h, final) if return_final_state else h
+
+
+# ------------------------------------------------------------------ selective scan, GLA
+
+
+def selective_scan_carry_quant_step(
+    h, u_t, delta_t, A, B_t, C_t, D=None, *, z_t=None, delta_bias=None, delta_softplus=False,
+    carry_fn: Fn | None = None,
+):  # fmt: skip
+    """One step of Mamba's selective scan with `carry_fn` on the new state:
+    `h = carry_fn(exp(dt A) h + dt u B)`, `y = C h (+ D u) (* silu(z))`.
+
+    Args: `h: [b, d, n]` float32; `u_t, delta_t, z_t: [b, d]`; `B_t, C_t: [b, n]`; `A: [d, n]`;
+    the rest as `lib.ops.ssm.selective_scan`. Returns `(h, y_t [b, d] in u_t.dtype)`.
+    """
+    dt = discretize_delta(delta_t, delta_bias, delta_softplus)
+    u32 = _f32(u_t)
+    dA = jnp.exp(dt[..., None] * _f32(A))
+    h = (carry_fn or _identity)(dA * h + (dt * u32)[..., None] * _f32(B_t)[:, None, :])
+    y = jnp.einsum("bdn,bn->bd", h, _f32(C_t))
+    if D is not None:
+        y = y + u32 * _f32(D)
+    if z_t is not None:
+        y = y * jax.nn.silu(_f32(z_t))
+    return h, y.astype(u_t.dtype)
+
+
+def selective_scan_carry_quant(
+    u, delta, A, B, C, D=None, *, z=None, delta_bias=None, delta_softplus=False,
+    carry_fn: Fn | None = None, initial_state=None, return_final_state=False,
+):  # fmt: skip
+    """`lib.ops.ssm.selective_scan` with `carry_fn` applied to the state `[b, d, n]` after
+    every step: sequential (a rounded carry has no associative or chunked form); the full
+    form scans `selective_scan_carry_quant_step`, so it equals the step form exactly.
+
+    Returns:
+      `y [b, l, d]` in `u.dtype` [, the final state `[b, d, n]` float32].
+    """
+    _check_selective(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    b, _, d = u.shape
+    h0 = jnp.zeros((b, d, A.shape[1]), jnp.float32) if initial_state is None else initial_state
+    step = lambda h, xs: selective_scan_carry_quant_step(
+        h, xs[0], xs[1], A, xs[2], xs[3], D, z_t=xs[4], delta_bias=delta_bias,
+        delta_softplus=delta_softplus, carry_fn=carry_fn,
+    )  # fmt: skip
+    final, y = _scan_time(step, _f32(h0), (u, delta, B, C, z))
+    return (y, final) if return_final_state else y
+
+
+def gla_carry_quant_step(S, q_t, k_t, v_t, g_t, *, scale=None, carry_fn: Fn | None = None):
+    """One GLA token with `carry_fn` on the new state: `S = carry_fn(diag(exp(g)) S + k^T v)`,
+    `o = scale * q S`; shapes as `lib.ops.linear_attention.gla_step` (`g_t: [b, h, dk]` or
+    `[b, h]`). Returns `(S [b, h, dk, dv] float32, o_t [b, h, dv] in q_t.dtype)`."""
+    scale = q_t.shape[-1] ** -0.5 if scale is None else scale
+    g_t = _f32(g_t)
+    decay = jnp.exp(g_t)[..., None] if g_t.ndim == 3 else jnp.exp(g_t)[..., None, None]
+    S = decay * S + _f32(k_t)[..., None] * _f32(v_t)[..., None, :]
+    S = (carry_fn or _identity)(S)
+    return S, (scale * jnp.einsum("bhk,bhkv->bhv", _f32(q_t), S)).astype(q_t.dtype)
+
+
+def gla_carry_quant(
+    q, k, v, g, *, scale=None, carry_fn: Fn | None = None, initial_state=None,
+    return_final_state=False,
+):  # fmt: skip
+    """`lib.ops.linear_attention.gla` (the recurrent form; RetNet with `g = log gamma` per
+    head) with `carry_fn` on the state `[b, h, dk, dv]` after every step: a scan of
+    `gla_carry_quant_step`. Returns `o [b, l, h, dv]` [, final state float32]."""
+    _check_gla(q, k, v, g, initial_state, None)
+    b, _, h, dk = q.shape
+    S0 = jnp.zeros((b, h, dk, v.shape[-1]), jnp.float32) if initial_state is None else initial_state
+    step = lambda S, xs: gla_carry_quant_step(S, *xs, scale=scale, carry_fn=carry_fn)
+    final, o = _scan_time(step, _f32(S0), (q, k, v, g))
+    return (o, final) if return_final_state else o
 
 
 # ------------------------------------------------------------------ minGRU, minLSTM

@@ -21,6 +21,10 @@ CELLS = {
     "minlstm": (rnn.MinLSTM, {}),
     "egru": (rnn.EGRU, {"threshold_init": 0.05}),
 }
+# every cell checks float identity, its 8-bit error, the carry grid and step == full; these
+# also check the error ordering 16 < 8 < 4 bits and the straight-through gradients (kept to a
+# gated cell and a min cell so the file stays fast)
+ORDERED, GRADIENTS = ("lstm", "mingru"), ("lstm", "minlstm")
 
 
 def _x():
@@ -74,22 +78,29 @@ def test_quantized_cell_against_float(name):
     def run(params, x):
         y = model.apply(params, x)
         y_ops = _float_by_ops(name, params["params"], x)
-        ys = {b: cls(DIM, quant=b, **kw).apply(params, x) for b in (16, 4)}
+        ys = {b: cls(DIM, quant=b, **kw).apply(params, x) for b in (16, 4) if name in ORDERED}
         ys[8], final = q8.apply(params, x, return_state=True)
         s0 = q8.apply(params, BATCH, method="init_state")
         step = lambda s, x_t: q8.apply(params, s, x_t, method="step")
         final_step, y_step = jax.lax.scan(step, s0, jnp.swapaxes(x, 0, 1))
-        return y, y_ops, ys, final, final_step, jnp.swapaxes(y_step, 0, 1)
+        grads = None
+        if name in GRADIENTS:
+            q4 = cls(DIM, quant=4, **kw)
+            grads = jax.grad(lambda p: jnp.sum(q4.apply(p, x) ** 2))(params)
+        return y, y_ops, ys, final, final_step, jnp.swapaxes(y_step, 0, 1), grads
 
-    y, y_ops, ys, final, final_step, y_step = run(params, x)
+    y, y_ops, ys, final, final_step, y_step, grads = run(params, x)
     # quant=None is the float path itself: bit-identical to the ops on the same parameters
     np.testing.assert_array_equal(y, y_ops)
-    # 16 bits: float within a tight tolerance; 8 and 4 bits: a small, growing, nonzero error
-    errs = [float(jnp.max(jnp.abs(ys[b] - y))) for b in (16, 8, 4)]
+    # 8 bits: a small nonzero error; 16 bits: float within a tight tolerance, and the error
+    # grows as the bits shrink
     scale = float(jnp.max(jnp.abs(y)))
-    assert errs[0] < 3e-4 * max(scale, 1.0), errs
-    assert 0 < errs[0] < errs[1] < errs[2], errs
-    assert errs[1] < 0.05 * scale, (errs, scale)
+    err8 = float(jnp.max(jnp.abs(ys[8] - y)))
+    assert 0 < err8 < 0.05 * scale, (err8, scale)
+    if name in ORDERED:
+        errs = [float(jnp.max(jnp.abs(ys[b] - y))) for b in (16, 8, 4)]
+        assert errs[0] < 3e-4 * max(scale, 1.0), errs
+        assert 0 < errs[0] < errs[1] < errs[2], errs
     # the returned carry lies on the 8-bit fixed grid (and is not all zeros)
     for m in _carry_grid_multiples(name, final):
         np.testing.assert_allclose(m, jnp.round(m), atol=2e-3)
@@ -98,19 +109,11 @@ def test_quantized_cell_against_float(name):
     np.testing.assert_allclose(y_step, ys[8], atol=1e-5)
     for a, b in zip(jax.tree.leaves(final_step), jax.tree.leaves(final)):
         np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["lstm", "minlstm"])
-def test_straight_through_gradients(name):
-    cls, kw = CELLS[name]
-    x = _x()
-    model = cls(DIM, quant=4, **kw)
-    params = jax.jit(model.init)(jax.random.PRNGKey(1), x)
-    grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(p, x) ** 2)))(params)
-    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
-    g = grads["params"]
-    weights = [g["in_proj"]["kernel"]] if "in_proj" in g else [g["w_ih"], g["w_hh"]]
-    assert all(float(jnp.abs(w).sum()) > 0 for w in weights)
+    if grads is not None:  # 4-bit straight-through gradients: finite, nonzero on the weights
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+        g = grads["params"]
+        weights = [g["in_proj"]["kernel"]] if "in_proj" in g else [g["w_ih"], g["w_hh"]]
+        assert all(float(jnp.abs(w).sum()) > 0 for w in weights)
 
 
 def test_min_rnn_method_resolution():

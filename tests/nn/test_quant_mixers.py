@@ -1,0 +1,102 @@
+"""The `quant=` option of the state-space and linear-attention mixers (S4D, S5, RG-LRU, Mamba,
+GLA, RetNet): no new parameters, float when every spec is None, close to float at 16 bits,
+error growing as bits shrink, the state on its fixed grid after every step, step == full, STE
+gradients, and a clear error for the parallel forms under a quantized state."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lib.nn import linear_attention as la
+from lib.nn import ssm, ssm_lti
+from lib.nn.quant import QuantConfig
+
+DIM, LENGTH, BATCH = 8, 9, 2
+# name: (class, kwargs, a parallel method refused under a quantized state, the quantized state
+# leaf of the returned state, its default fixed range)
+MIXERS = {
+    "s4d": (
+        ssm_lti.S4D,
+        {"state_dim": 4, "dt_min": 0.1, "dt_max": 1.0},
+        "associative",
+        lambda s: s.h,
+        ssm_lti.S4D_STATE_RANGE,
+    ),
+    "s5": (ssm_lti.S5, {"state_dim": 4}, "chunked", lambda s: s.h, ssm_lti.S5_STATE_RANGE),
+    "rglru": (ssm_lti.RGLRU, {}, "associative", lambda s: s.h, ssm_lti.RGLRU_STATE_RANGE),
+    "mamba": (
+        ssm.Mamba,
+        {"state_dim": 4, "dt_min": 0.1, "dt_max": 1.0},
+        "chunked",
+        lambda s: s.ssm,
+        ssm.MAMBA_STATE_RANGE,
+    ),
+    "gla": (
+        la.GLA,
+        {"num_heads": 2, "gate_rank": 4, "gate_temperature": 2.0},
+        "chunked",
+        lambda s: s,
+        la.GLA_STATE_RANGE,
+    ),
+    "retnet": (la.RetNet, {"num_heads": 2}, "parallel", lambda s: s.S, la.RETNET_STATE_RANGE),
+}
+# (larger steps than the defaults for S4D and Mamba: at dt ~ 0.01 a short sequence's inputs
+# `dt B u` fall below half an 8-bit step of the state and round away)
+NO_QUANT = QuantConfig(weight=None, act=None, gate=None, state=None)
+
+
+def _grid_multiples(state, limit, bits=8):
+    """The state's real (and imaginary) parts over the signed narrow-range grid step."""
+    k = (2 ** (bits - 1) - 1) / limit
+    parts = [jnp.real(state), jnp.imag(state)] if jnp.iscomplexobj(state) else [state]
+    return [p * k for p in parts]
+
+
+@pytest.mark.parametrize("name", sorted(MIXERS))
+def test_quantized_mixer_against_float(name):
+    cls, kw, parallel, state_leaf, limit = MIXERS[name]
+    x = jax.random.normal(jax.random.PRNGKey(0), (BATCH, LENGTH, DIM))
+    model = cls(DIM, **kw)
+    q8 = cls(DIM, quant=8, **kw)
+    params = jax.jit(model.init)(jax.random.PRNGKey(1), x)
+    # the option adds no parameters: a float checkpoint loads unchanged
+    q_shapes = jax.eval_shape(q8.init, jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, q_shapes) == jax.tree.map(jnp.shape, params)
+
+    @jax.jit
+    def run(params):
+        y = model.apply(params, x)
+        # every spec None: the quantized code path computes the float mixer (RG-LRU's path
+        # recomputes the recurrence's terms; the others call the float ops)
+        y_none = cls(DIM, quant=NO_QUANT, **kw).apply(params, x) if name == "rglru" else y
+        ys = {b: cls(DIM, quant=b, **kw).apply(params, x) for b in (16, 4)}
+        ys[8], final = q8.apply(params, x, return_state=True)
+        s0 = q8.apply(params, BATCH, method="init_state")
+        step = lambda s, x_t: q8.apply(params, s, x_t, method="step")
+        final_step, y_step = jax.lax.scan(step, s0, jnp.swapaxes(x, 0, 1))
+        grads = jax.grad(lambda p: jnp.sum(q8.apply(p, x) ** 2))(params)
+        return y, y_none, ys, final, final_step, jnp.swapaxes(y_step, 0, 1), grads
+
+    y, y_none, ys, final, final_step, y_step, grads = run(params)
+    np.testing.assert_allclose(y_none, y, atol=2e-5, rtol=1e-5)
+    errs = [float(jnp.max(jnp.abs(ys[b] - y))) for b in (16, 8, 4)]
+    scale = float(jnp.max(jnp.abs(y)))
+    assert errs[0] < 1e-3 * max(scale, 1.0), (errs, scale)
+    assert 0 < errs[0] < errs[1] < errs[2], errs
+    assert errs[1] < 0.1 * scale, (errs, scale)
+    # the returned state lies on the 8-bit fixed grid of [-limit, limit], and is not all zeros
+    for m in _grid_multiples(state_leaf(final), limit):
+        np.testing.assert_allclose(m, jnp.round(m), atol=2e-3)
+        assert float(jnp.max(jnp.abs(m))) >= 1
+    # streaming: step by step from init_state equals the full quantized sequence
+    np.testing.assert_allclose(y_step, ys[8], atol=1e-5)
+    np.testing.assert_allclose(state_leaf(final_step), state_leaf(final), atol=1e-5)
+    # straight-through gradients: finite everywhere, nonzero on every parameter array
+    leaves = jax.tree_util.tree_leaves_with_path(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for _, g in leaves)
+    dead = [jax.tree_util.keystr(p) for p, g in leaves if not float(jnp.abs(g).sum()) > 0]
+    assert not dead, dead
+    # a quantized state has no parallel form: a clear error; "auto" resolved to sequential
+    with pytest.raises(ValueError, match="nonlinear"):
+        jax.eval_shape(lambda p: cls(DIM, quant=8, method=parallel, **kw).apply(p, x), params)
