@@ -36,7 +36,7 @@ def get_config(arg: str = ""):
         c.lengths, c.num_keys, c.steps = [32], [8], 1500
     elif arg == "smoke":
         c.task_options = {"num_pairs": 2}
-        c.lengths, c.num_keys, c.recurrences = [16], [4], ["tcn", "ema"]
+        c.lengths, c.num_keys, c.recurrences = [16], [4], ["tcn"]  # EMA: tests/research
         c.mixer = {"chunk_size": 8, "num_heads": 2, "kernel_size": 3, "num_layers": 1}
         c.dim, c.depth, c.batch_size, c.steps, c.eval_batches = 16, 1, 8, 2, 1
     elif arg:
