@@ -4,11 +4,12 @@
 `w: [K, c_in, c_out]` (a full conv) or `w: [K, c]` (depthwise); `w[0]` multiplies the current
 input, as in `lib.ops.long_conv`. Forms (`method=`): "ref" (a `lax.scan` over taps of
 shifted products, the definition) and "conv" (`lax.conv_general_dilated` with `rhs_dilation`).
-"auto" picks "conv" on an accelerator. On the CPU it picks by length, measured on an idle
-2-core machine (benchmarks/mixer_cases/cells_conv.py, "fsmn" and "tcn" rows, 15 reps): the tap
-scan wins below 384 steps for full convs (0.67 vs 0.69 ms at 128, 1.14 vs 1.29 at 256, then
-1.74 vs 1.23 at 512) and below 3072 steps for depthwise ones, where XLA's grouped convolution
-is slow (1.6 vs 3.1 ms at 256, 15.1 vs 15.8 at 2048, 33 vs 29 at 4096).
+"auto" picks "conv" on an accelerator. On the CPU (idle 2-core machine, 15 reps;
+benchmarks/mixer_cases/cells_conv.py "fsmn" and "tcn" rows) it picks "ref" for depthwise
+kernels at every length, since XLA's grouped convolution is slow there (FSMN, 16 taps: 1.6 vs
+3.1 ms at 256 steps, 15.1 vs 15.8 at 2048, 33 vs 29 at 4096; 3 taps at 4096 steps, loaded machine: 20 vs 164 ms
+at dilation 2, 7 vs 58 at dilation 128), and for full convs picks by length: the tap scan wins
+below 384 steps (0.67 vs 0.69 ms at 128, 1.14 vs 1.29 at 256, then 1.74 vs 1.23 at 512).
 
 `tcn` stacks such layers with dilations `1, 2, 4, ...` (receptive field
 `1 + (K-1)(2^n - 1)`): `x <- x + act(conv_l(x) + b_l)` (residual) or `x <- act(...)`.
@@ -68,7 +69,7 @@ def _conv(x, w, dilation):
     )
 
 
-CPU_REF_BELOW = {False: 384, True: 3072}  # depthwise -> length below which "ref" wins on a CPU
+CPU_FULL_REF_BELOW = 384  # full convs: length below which "ref" wins on a CPU
 
 
 def resolve_method(method: str, *, depthwise: bool, length: int) -> str:
@@ -77,7 +78,7 @@ def resolve_method(method: str, *, depthwise: bool, length: int) -> str:
     if method == "auto":
         if on_accelerator():
             return "conv"
-        return "ref" if length < CPU_REF_BELOW[bool(depthwise)] else "conv"
+        return "ref" if depthwise or length < CPU_FULL_REF_BELOW else "conv"
     return method
 
 

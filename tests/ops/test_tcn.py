@@ -124,7 +124,7 @@ def test_auto_picks_by_length_on_cpu():
     assert r("auto", depthwise=False, length=256) == "ref"
     assert r("auto", depthwise=False, length=2048) == "conv"
     assert r("auto", depthwise=True, length=2048) == "ref"
-    assert r("auto", depthwise=True, length=4096) == "conv"
+    assert r("auto", depthwise=True, length=16384) == "ref"
     assert r("conv", depthwise=True, length=16) == "conv"
     with pytest.raises(ValueError, match="method"):
         r("fast", depthwise=False, length=16)
