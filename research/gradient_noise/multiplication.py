@@ -194,9 +194,10 @@ def multiplication_sweep(
     test operands, mean/best accuracies and the number of diverged runs."""
     data = load_tapes(train_max_len, test_max_len, num_train, num_test)
     data = {k: tuple(jnp.asarray(a) for a in v) for k, v in data.items()}
-    model = NeuralGPU(
-        vocab_size=7, channels=channels, layers=layers, step_ratio=step_ratio
-    )  # PAD..TIMES, digits 0/1
+    from lib.data.algorithmic import DIGIT0
+
+    # Tokens: PAD, SEP, EOS, PLUS, TIMES, then the binary digits 0 and 1.
+    model = NeuralGPU(DIGIT0 + 2, channels=channels, layers=layers, step_ratio=step_ratio)
     keys = jax.vmap(jax.random.key)(jnp.arange(seeds))
     rows = []
     for eta in etas:
