@@ -1,11 +1,12 @@
 """Gated Linear Attention (Yang et al., 2023) project: recurrent, chunked and step forms of a
-GLA model give the same outputs; MQAR smoke run."""
+GLA model give the same outputs; MQAR smoke run; GLA learns a tiny MQAR."""
 
 import numpy as np
 import pytest
 
 from research.gla.configs import mqar
 from research.gla.model import form_outputs, run
+from research.mamba import harness
 
 
 @pytest.mark.parametrize("length", [1, 37])
@@ -39,3 +40,20 @@ def test_mqar_smoke():
     rows = run(mqar.get_config("smoke"))
     assert [r["mixer"] for r in rows] == ["gla", "retnet", "attention"]
     assert all(np.isfinite(r["train_loss"]) and 0 <= r["test_accuracy"] <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_claim_gla_learns_tiny_mqar():
+    # GLA (sec. 5) recalls associations. Tiny MQAR: 4 key-value pairs in 32 tokens, 8 keys and
+    # 8 values (chance 12.5%). Guessing among the sequence's 4 values (no binding) gives the
+    # ~40% plateau; GLA leaves it near step 800 at lr 3e-3 (measured 80.8% after 1500 steps;
+    # a 2000-step run reaches 100%), so 60% means it recalls by key. The paper's other half,
+    # GLA above RetNet's fixed decay, does not show at this size (RetNet solves it faster,
+    # see the README), so it is not asserted here.
+    builder = harness.task_builder("mqar", seq_len=32, num_pairs=4, num_keys=8, num_values=8)
+    model = harness.make_model("gla", 32, 2, harness.vocab_size(builder), {"num_heads": 2})
+    train = harness.synthetic_batches(builder, "train", 32, seed=0)
+    params, _ = harness.fit(model, train, steps=1500, learning_rate=3e-3)
+    res = harness.evaluate(model, params, harness.synthetic_batches(builder, "test", 64, 1), 4)
+    print("tiny MQAR, gla:", res)
+    assert res["accuracy"] > 0.6, res
