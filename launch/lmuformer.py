@@ -5,10 +5,7 @@ python -m launch.lmuformer --config=research/lmuformer/configs/psdigits.py[:smok
 "keywords")
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
-from launch._report import report
+from launch._report import main, report
 
 _KEYS = ("num_params", "test_accuracy", "spike_rate", "train_loss", "seconds")
 
@@ -40,19 +37,5 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main():
-    """Command-line entry: flags are defined here, not at import, so tests (and other launch
-    scripts) can import `run` without absl flag clashes."""
-    config = config_flags.DEFINE_config_file("config", None, "research/lmuformer/configs/*.py")
-    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-    flags.mark_flags_as_required(["config"])
-
-    def _main(argv):
-        del argv
-        run(config.value, workdir.value)  # returns the tables; app.run would exit with them
-
-    app.run(_main)
-
-
 if __name__ == "__main__":
-    main()
+    main(run, "research/lmuformer/configs/*.py")

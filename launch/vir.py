@@ -3,10 +3,7 @@
 python -m launch.vir --config=research/vir/configs/{digits,mnist}.py[:smoke] [--workdir=DIR]
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
-from launch._report import report
+from launch._report import main, report
 
 
 def run(c, workdir=None) -> dict:
@@ -24,19 +21,5 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main():
-    """Command-line entry: flags are defined here, not at import, so tests (and other launch
-    scripts) can import `run` without absl flag clashes."""
-    config = config_flags.DEFINE_config_file("config", None, "research/vir/configs/*.py")
-    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-    flags.mark_flags_as_required(["config"])
-
-    def _main(argv):
-        del argv
-        run(config.value, workdir.value)  # returns the tables; app.run would exit with them
-
-    app.run(_main)
-
-
 if __name__ == "__main__":
-    main()
+    main(run, "research/vir/configs/*.py")
