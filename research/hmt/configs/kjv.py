@@ -10,10 +10,11 @@
 - `full`: the backbone with the whole 512-character context (an upper bound);
 - `all`: `launch/hmt.py` runs the four in turn (`launch.train` takes one variant).
 
-Backbone: 2 pre-norm rotary-attention blocks of width 64. Hardware: a shared, loaded 2-core
-CPU; see research/hmt/README.md for run times and the measured bits per character.
+Backbone: 2 pre-norm rotary-attention blocks of width 64. Hardware: a shared 2-core CPU at
+load 10-17: 13-28 minutes per variant (500 steps), about 1.5 hours for `all`.
 Expected (the paper's claim): hmt below segment in test bits/char, the gap largest on later
-segments; full below both.
+segments. Measured (research/hmt/README.md): segment 2.361, sensory 2.389, hmt 2.392 — not
+reproduced at this scale.
 """
 
 import ml_collections
