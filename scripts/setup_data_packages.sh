@@ -10,8 +10,11 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+PKGS="espeak-ng bible-kjv r-cran-janeaustenr dataset-fashion-mnist"
+# npm: skip when present (a nodejs from NodeSource ships its own npm and conflicts with Debian's)
+if ! command -v npm > /dev/null; then PKGS="$PKGS npm"; fi
 $SUDO apt-get update
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
-  espeak-ng bible-kjv r-cran-janeaustenr dataset-fashion-mnist npm
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $PKGS
 python -m pip install "rdata>=0.11"
 echo "Data packages installed. Prepare a data set with: python -m lib.data prepare NAME"
