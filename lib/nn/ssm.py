@@ -225,6 +225,11 @@ class Mamba2(nn.Module):
       method: `ssd` method ("auto", "scan", "chunked").
       dt_min, dt_max: initial step-size range; A is initialised uniform in [1, 16] (negated).
       norm_eps: epsilon of the gated RMSNorm.
+      quant: as `Mamba`'s (the block's input, the two projections' kernels and the conv taps;
+        the state `[b, heads, p, n]` after every step on the fixed grid of `[-r, r]`,
+        `r = state_range or MAMBA_STATE_RANGE`). A quantized state runs SSD's recurrence as
+        `lib.ops.quant_rnn.gla_carry_quant` (q = C, k = B, v = dt x, g = dt A, scale 1);
+        method "auto" or "scan", "chunked" is refused.
     """
 
     dim: int
@@ -239,6 +244,7 @@ class Mamba2(nn.Module):
     dt_max: float = 1e-1
     norm_eps: float = 1e-5
     use_bias: bool = False
+    quant: QuantConfig | int | None = None
 
     @property
     def d_inner(self) -> int:
@@ -256,7 +262,9 @@ class Mamba2(nn.Module):
 
     def setup(self):
         h = self.heads
-        self.in_proj = nn.Dense(self.d_inner + self.conv_dim + h, use_bias=self.use_bias)
+        self.in_proj = quant_dense(
+            self.quant, self.d_inner + self.conv_dim + h, use_bias=self.use_bias
+        )
         self.conv_weight = self.param(
             "conv_weight",
             nn.initializers.lecun_normal(in_axis=0, out_axis=()),
@@ -268,7 +276,7 @@ class Mamba2(nn.Module):
         self.A_log = self.param("A_log", a_init, (h,))
         self.D = self.param("D", nn.initializers.ones, (h,))
         self.norm_scale = self.param("norm_scale", nn.initializers.ones, (self.d_inner,))
-        self.out_proj = nn.Dense(self.dim, use_bias=self.use_bias)
+        self.out_proj = quant_dense(self.quant, self.dim, use_bias=self.use_bias)
 
     def _split_in(self, zxbcdt):
         d, c = self.d_inner, self.conv_dim
@@ -294,19 +302,41 @@ class Mamba2(nn.Module):
 
     def __call__(self, x_BxLxD, state: Mamba2State | None = None, return_state: bool = False):
         """[b, l, dim] -> [b, l, dim] (and the new `Mamba2State` when `return_state`)."""
+        q = as_quant_config(self.quant)
+        conv_weight = self.conv_weight
+        if q is not None:
+            x_BxLxD, conv_weight = q.inputs(x_BxLxD).astype(x_BxLxD.dtype), q.weights(conv_weight)
         z, xbc, dt = self._split_in(self.in_proj(x_BxLxD))
         xbc, conv_last = conv_ops.causal_conv1d(
-            xbc, self.conv_weight, self.conv_bias, activation="silu", return_final_state=True,
+            xbc, conv_weight, self.conv_bias, activation="silu", return_final_state=True,
             initial_state=None if state is None else state.conv,
         )  # fmt: skip
         x, B, C = self._split_conv(xbc)
-        y, h_last = ssd_ops.ssd(
-            x, dt, self._A(), B, C, self.D, dt_bias=self.dt_bias, dt_softplus=True,
-            initial_state=None if state is None else state.ssm, return_final_state=True,
-            chunk_size=self.chunk_size, method=self.method,
-        )  # fmt: skip
+        h0 = None if state is None else state.ssm
+        carry_fn = None if q is None else q.state_fn(MAMBA_STATE_RANGE)
+        if carry_fn is None:
+            y, h_last = ssd_ops.ssd(
+                x, dt, self._A(), B, C, self.D, dt_bias=self.dt_bias, dt_softplus=True,
+                initial_state=h0, return_final_state=True, chunk_size=self.chunk_size,
+                method=self.method,
+            )  # fmt: skip
+        else:
+            check_carry_quant_method(self.method, "scan", "Mamba-2")
+            y, h_last = self._ssd_carry_quant(x, dt, B, C, h0, carry_fn)
         out = self._out(y, z)
         return (out, Mamba2State(conv=conv_last, ssm=h_last)) if return_state else out
+
+    def _ssd_carry_quant(self, x, dt, B, C, h0, carry_fn):
+        """SSD with `carry_fn` on the state after every step, as GLA with a scalar gate per
+        head (whose state `[b, h, n, p]` is SSD's transposed): `(y, final [b, h, p, n])`."""
+        xdt, log_a, Bh, Ch = ssd_ops._prepare(x, dt, self._A(), B, C, self.dt_bias, True, None)
+        S0 = None if h0 is None else jnp.swapaxes(h0.astype(jnp.float32), -1, -2)
+        o, S = quant_ops.gla_carry_quant(
+            Ch, Bh, xdt, log_a, scale=1.0, carry_fn=carry_fn, initial_state=S0,
+            return_final_state=True,
+        )  # fmt: skip
+        y = o + x.astype(jnp.float32) * self.D.astype(jnp.float32)[:, None]
+        return y.astype(x.dtype), jnp.swapaxes(S, -1, -2)
 
     def init_state(self, batch_size: int, dtype=jnp.float32) -> Mamba2State:
         """Zero state: conv inputs in `dtype`, SSD state in float32."""
@@ -317,6 +347,9 @@ class Mamba2(nn.Module):
 
     def step(self, state: Mamba2State, x_BxD):
         """One token: `(Mamba2State, [b, dim]) -> (Mamba2State, [b, dim])`."""
+        if self.quant is not None:  # the full form on one token: the same rounding per step
+            y, state = self(x_BxD[:, None], state=state, return_state=True)
+            return state, y[:, 0]
         z, xbc, dt = self._split_in(self.in_proj(x_BxD))
         conv_state, xbc = conv_ops.causal_conv1d_step(
             conv_ops.ConvState(state.conv), xbc, self.conv_weight, self.conv_bias,

@@ -427,6 +427,8 @@ class GriffinBlock(nn.Module):
     Attributes:
       dim: model width.  width: recurrence width (default `dim`, Griffin uses ~4/3 dim).
       conv_width: causal conv taps.  c, method: as in `RGLRU`.
+      quant: None, a `lib.nn.quant.QuantConfig` or int bits: the block's input (per token),
+        the projections' kernels and conv taps (weight spec), and the RG-LRU as `RGLRU`'s.
     """
 
     dim: int
@@ -434,6 +436,7 @@ class GriffinBlock(nn.Module):
     conv_width: int = 4
     c: float = 8.0
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     @property
     def _width(self):
@@ -441,20 +444,28 @@ class GriffinBlock(nn.Module):
 
     def setup(self):
         w = self._width
-        self.gate_proj = nn.Dense(w, name="gate_proj")
-        self.in_proj = nn.Dense(w, name="in_proj")
+        self.gate_proj = quant_dense(self.quant, w, name="gate_proj")
+        self.in_proj = quant_dense(self.quant, w, name="in_proj")
         self.conv_weight = self.param(
             "conv_weight", nn.initializers.lecun_normal(in_axis=0, out_axis=()), (self.conv_width, w)
         )  # fmt: skip
         self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (w,))
-        self.rglru = RGLRU(w, c=self.c, method=self.method, name="rglru")
-        self.out_proj = nn.Dense(self.dim, name="out_proj")
+        self.rglru = RGLRU(w, c=self.c, method=self.method, quant=self.quant, name="rglru")
+        self.out_proj = quant_dense(self.quant, self.dim, name="out_proj")
+
+    def _inputs_and_conv(self, x):
+        """The (quantized) block input and conv taps."""
+        q = as_quant_config(self.quant)
+        if q is None:
+            return x, self.conv_weight
+        return q.inputs(x).astype(x.dtype), q.weights(self.conv_weight)
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `GriffinState`."""
+        x_BxLxD, conv_weight = self._inputs_and_conv(x_BxLxD)
         gate = jax.nn.gelu(self.gate_proj(x_BxLxD))
         x, conv_last = conv_ops.causal_conv1d(
-            self.in_proj(x_BxLxD), self.conv_weight, self.conv_bias, return_final_state=True,
+            self.in_proj(x_BxLxD), conv_weight, self.conv_bias, return_final_state=True,
             initial_state=None if state is None else state.conv,
         )  # fmt: skip
         rnn_state = None if state is None else ops.DiagState(state.rnn)
@@ -471,9 +482,10 @@ class GriffinBlock(nn.Module):
 
     def step(self, state, x_BxD):
         """One token: `(GriffinState, [b, dim]) -> (GriffinState, [b, dim])`."""
+        x_BxD, conv_weight = self._inputs_and_conv(x_BxD)
         gate = jax.nn.gelu(self.gate_proj(x_BxD))
         conv_state, x = conv_ops.causal_conv1d_step(
-            conv_ops.ConvState(state.conv), self.in_proj(x_BxD), self.conv_weight, self.conv_bias
+            conv_ops.ConvState(state.conv), self.in_proj(x_BxD), conv_weight, self.conv_bias
         )
         rnn_state, h = self.rglru.step(ops.DiagState(state.rnn), x)
         return GriffinState(conv_state.x, rnn_state.h), self.out_proj(h * gate)
