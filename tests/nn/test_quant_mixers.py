@@ -62,8 +62,8 @@ NO_QUANT = QuantConfig(weight=None, act=None, gate=None, state=None)
 # the state on its grid, step == full and the refused parallel form. To keep the file fast,
 # the 4-bit ordering err16 < err8 < err4 and the straight-through gradients are split between
 # the mixers so that each op (diagonal complex, diagonal real, selective scan, GLA) has both.
-ORDERED = ("s4d", "rglru", "mamba2", "gla")
-GRADIENTS = ("s5", "griffin", "mamba", "retnet")
+ORDERED = ("s4d", "griffin", "mamba2", "gla")
+GRADIENTS = ("s5", "rglru", "mamba", "retnet")
 # the 8-bit error bound relative to the output scale: Griffin's state (~0.1 at init) uses few
 # steps of its default grid of [-2, 2]
 ERR8 = {"griffin": 0.3}
