@@ -2,9 +2,10 @@
 the ten Speech Commands words spoken by espeak-ng voices, 98 frames x 40 log-mel bands).
 
 Needs the data set, which needs Debian's espeak-ng (scripts/setup_data_packages.sh), then
-`python -m lib.data prepare spoken_keywords_mel`. Command (~5 min on a 2-core CPU, estimated):
+`python -m lib.data prepare spoken_keywords_mel` (36 s). Command (both models; 86 s wall on a
+loaded 2-core CPU, measured 2026-11-23):
     python -m launch.lmuformer --config=research/lmuformer/configs/keywords.py
-Hardware: CPU. Not run yet: espeak-ng was not installed on the machine this was written on.
+Hardware: CPU. Expected: both models ~0.93 test accuracy on unseen voices (see README).
 """
 
 from research.lmuformer.configs import psdigits
