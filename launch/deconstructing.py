@@ -16,9 +16,6 @@ from launch._report import report
 from lib.train.loop import train_and_evaluate
 from research.deconstructing.model import VARIANTS, build, count_params, model_width
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/forecast.py:<data>,<variant>")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output folder (one run folder per variant)")
-
 
 def main(argv):
     del argv
@@ -43,5 +40,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # flags are defined only when run as a script, so tests can import several launch modules
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", None, "configs/forecast.py:<data>,<variant>"
+    )
+    _WORKDIR = flags.DEFINE_string("workdir", None, "output folder (one run folder per variant)")
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main)

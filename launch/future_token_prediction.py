@@ -14,11 +14,6 @@ from ml_collections import config_flags
 
 from launch._report import report
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "research/future_token_prediction/configs/shakespeare.py[:arg]"
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "run folders and results (default: a temp dir)")
-
 
 def run(c, workdir=None) -> dict:
     """Train and compare; returns {table name: rows} (also printed, and saved in `workdir`)."""
@@ -37,5 +32,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # flags are defined only when run as a script, so tests can import several launch modules
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", None, "research/future_token_prediction/configs/shakespeare.py[:arg]"
+    )
+    _WORKDIR = flags.DEFINE_string("workdir", None, "run folders and results (default: a temp dir)")
     flags.mark_flags_as_required(["config"])
     app.run(main)

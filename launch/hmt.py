@@ -18,10 +18,6 @@ from ml_collections import config_flags
 
 from launch._report import report
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "research/hmt/configs/kjv.py:<variant>")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output folder (one subfolder per variant)")
-_VARIANTS = flags.DEFINE_list("variants", None, "with variant `all`: which ones (default all four)")
-
 ALL = ("segment", "sensory", "hmt", "full")
 
 
@@ -92,5 +88,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # flags are defined only when run as a script, so tests can import several launch modules
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", None, "research/hmt/configs/kjv.py:<variant>"
+    )
+    _WORKDIR = flags.DEFINE_string("workdir", None, "output folder (one subfolder per variant)")
+    _VARIANTS = flags.DEFINE_list(
+        "variants", None, "with variant `all`: which ones (default all four)"
+    )
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main)

@@ -11,9 +11,6 @@ from ml_collections import config_flags
 from launch._report import report
 from research.hrm.train import run
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/puzzles.py:<task>,<model>")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output folder for results.json / results.md")
-
 
 def main(argv):
     del argv
@@ -29,5 +26,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # flags are defined only when run as a script, so tests can import several launch modules
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/puzzles.py:<task>,<model>")
+    _WORKDIR = flags.DEFINE_string("workdir", None, "output folder for results.json / results.md")
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main)

@@ -8,9 +8,6 @@ from ml_collections import config_flags
 
 from launch._report import report
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "research/mamba/configs/*.py")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-
 
 def run(c, workdir=None) -> dict:
     """Run `c.experiment`; returns {experiment name: rows} (also printed and saved)."""
@@ -27,5 +24,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # flags are defined only when run as a script, so tests can import several launch modules
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "research/mamba/configs/*.py")
+    _WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
     flags.mark_flags_as_required(["config"])
     app.run(main)

@@ -16,8 +16,6 @@ import sys
 
 from absl import app, flags, logging
 
-_CONFIG = flags.DEFINE_string("config", None, "path/to/config.py[:arg]")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output directory (resumes if it has checkpoints)")
 _OVERRIDES: list[str] = []
 
 
@@ -70,5 +68,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # flags are defined only when run as a script, so tests can import several launch modules
+    _CONFIG = flags.DEFINE_string("config", None, "path/to/config.py[:arg]")
+    _WORKDIR = flags.DEFINE_string(
+        "workdir", None, "output directory (resumes if it has checkpoints)"
+    )
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main, flags_parser=parse_flags)

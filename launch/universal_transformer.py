@@ -14,9 +14,6 @@ from ml_collections import config_flags
 from lib.train.loop import train_and_evaluate
 from research.universal_transformer.model import build
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/algorithmic.py:<task>,<model>")
-_WORKDIR = flags.DEFINE_string("workdir", None, "output folder (resumes if it holds a checkpoint)")
-
 
 def main(argv):
     del argv
@@ -32,5 +29,12 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # flags are defined only when run as a script, so tests can import several launch modules
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", None, "configs/algorithmic.py:<task>,<model>"
+    )
+    _WORKDIR = flags.DEFINE_string(
+        "workdir", None, "output folder (resumes if it holds a checkpoint)"
+    )
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main)
