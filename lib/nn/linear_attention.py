@@ -36,6 +36,9 @@ def _merge(x):
 # more of them than GLA's data-dependent gates. QuantConfig.state_range overrides them.
 GLA_STATE_RANGE = 16.0
 RETNET_STATE_RANGE = 32.0
+# RWKV-6's state: per-channel decays `exp(-exp(w))` of data-dependent `w` (as GLA's, larger
+# keys and values with no `dk^-1/2` scale).
+RWKV6_STATE_RANGE = 16.0
 
 
 def _quant_state_fn(module, default_range):
@@ -266,6 +269,14 @@ class RWKV6TimeMix(nn.Module):
       num_heads: heads; head size `dim // num_heads`.
       mix_rank, decay_rank: ranks of the LoRA projections for the token-shift mix and the decay.
       chunk_size, method: passed to `lib.ops.linear_attention_rwkv.rwkv6`.
+      quant: None (float), a `lib.nn.quant.QuantConfig` or int bits: fake-quantizes the input
+        (per token), every Dense kernel and the token-shift LoRA matrices `mix_down`, `mix_up`
+        (weight spec; the vectors `mu_x`, `mu`, `decay_base`, `u` stay float, like biases),
+        and the state `S [b, h, dk, dv]` after every step (state spec, fixed grid of
+        `[-r, r]`, `r = state_range or RWKV6_STATE_RANGE`). The token-shift state holds the
+        previous input after its per-token quantization (on the input grid, not the state's).
+        A quantized state runs the recurrent form (`lib.ops.quant_rnn.rwkv6_carry_quant`;
+        method "auto" or "ref"); "chunked" is refused.
     """
 
     dim: int
@@ -274,6 +285,7 @@ class RWKV6TimeMix(nn.Module):
     decay_rank: int = 64
     chunk_size: int = 64
     method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def setup(self):
         d, h = self.dim, self.num_heads
@@ -285,21 +297,26 @@ class RWKV6TimeMix(nn.Module):
         self.mix_down = self.param("mix_down", nn.initializers.normal(1e-2), (d, 5, self.mix_rank))
         self.mix_up = self.param("mix_up", nn.initializers.zeros, (5, self.mix_rank, d))
         self.decay_base = self.param("decay_base", uni(-6.0, -1.0), (d,))
-        self.decay_down = nn.Dense(self.decay_rank, use_bias=False)
-        self.decay_up = nn.Dense(d, use_bias=False, kernel_init=nn.initializers.zeros)
+        dense = lambda features, **kw: quant_dense(self.quant, features, use_bias=False, **kw)
+        self.decay_down = dense(self.decay_rank)
+        self.decay_up = dense(d, kernel_init=nn.initializers.zeros)
         self.u = self.param("u", uni(-0.5, 0.5), (h, d // h))
-        self.r_proj, self.k_proj, self.v_proj, self.g_proj = (
-            nn.Dense(d, use_bias=False) for _ in range(4)
-        )
+        self.r_proj, self.k_proj, self.v_proj, self.g_proj = (dense(d) for _ in range(4))
         self.norm = RMSNorm()
-        self.o_proj = nn.Dense(d, use_bias=False)
+        self.o_proj = dense(d)
 
     def _inputs(self, x, x_prev):
         """ddlerp and projections; `x, x_prev: [..., dim]`."""
         xx = x_prev - x
         base = x + xx * self.mu_x
-        lora = jnp.einsum("...d,dfr->...fr", jnp.tanh(base), self.mix_down)
-        lora = jnp.einsum("...fr,frd->...fd", jnp.tanh(lora), self.mix_up)
+        q = as_quant_config(self.quant)
+        mix_down, mix_up = (
+            (self.mix_down, self.mix_up)
+            if q is None
+            else (q.weights(self.mix_down), q.weights(self.mix_up))
+        )
+        lora = jnp.einsum("...d,dfr->...fr", jnp.tanh(base), mix_down)
+        lora = jnp.einsum("...fr,frd->...fd", jnp.tanh(lora), mix_up)
         xs = x[..., None, :] + xx[..., None, :] * (self.mu + lora)  # [..., 5, dim]
         x_w, x_k, x_v, x_r, x_g = (xs[..., i, :].astype(x.dtype) for i in range(5))
         logit = self.decay_base + self.decay_up(jnp.tanh(self.decay_down(x_w)))
@@ -314,11 +331,19 @@ class RWKV6TimeMix(nn.Module):
         return self.o_proj(_merge(self.norm(o)) * gate)
 
     def _forward(self, x, state):
+        x = _quant_input(self, x)
         x_prev = token_shift(x, None if state is None else state.shift)
         r, k, v, g, gate = self._inputs(x, x_prev)
-        o, S = rwkv6(r, k, v, g, self.u, initial_state=None if state is None else state.S,
-                     return_final_state=True, chunk_size=self.chunk_size,
-                     method=self.method)  # fmt: skip
+        S0 = None if state is None else state.S
+        carry_fn = _quant_state_fn(self, RWKV6_STATE_RANGE)
+        if carry_fn is None:
+            o, S = rwkv6(r, k, v, g, self.u, initial_state=S0, return_final_state=True,
+                         chunk_size=self.chunk_size, method=self.method)  # fmt: skip
+        else:
+            check_carry_quant_method(self.method, "ref", "RWKV-6")
+            o, S = quant_ops.rwkv6_carry_quant(
+                r, k, v, g, self.u, carry_fn=carry_fn, initial_state=S0, return_final_state=True
+            )
         return self._out(o, gate), RWKV6State(x[:, -1], S)
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
@@ -335,6 +360,13 @@ class RWKV6TimeMix(nn.Module):
 
     def step(self, state, x_BxD):
         """One token: `(RWKV6State, [b, dim]) -> (RWKV6State, [b, dim])`."""
+        x_BxD = _quant_input(self, x_BxD)
         r, k, v, g, gate = self._inputs(x_BxD, state.shift.astype(x_BxD.dtype))
-        S, o = rwkv6_step(state.S, r, k, v, g, self.u)
-        return RWKV6State(x_BxD, S), self._out(o.astype(x_BxD.dtype), gate)
+        if self.quant is None:
+            S, o = rwkv6_step(state.S, r, k, v, g, self.u)
+        else:
+            S, o = quant_ops.rwkv6_carry_quant_step(
+                state.S, r, k, v, g, self.u, carry_fn=_quant_state_fn(self, RWKV6_STATE_RANGE)
+            )
+        shift = x_BxD.astype(state.shift.dtype)  # (quantized: float32 inputs, the state's dtype)
+        return RWKV6State(shift, S), self._out(o.astype(x_BxD.dtype), gate)

@@ -7,7 +7,8 @@ Two layers:
   `lib.ops.rnn`, `lib.ops.rnn_egru` and `lib.ops.rnn_min` with a `carry_fn` applied to the new
   carry after every step (and the gate/candidate nonlinearities swapped for quantized ones by
   the caller); `linear_recurrence_carry_quant` (diagonal SSMs: LRU, S4D, S5, RG-LRU),
-  `selective_scan_carry_quant` (Mamba) and `gla_carry_quant` (GLA, RetNet), sequential scans
+  `selective_scan_carry_quant` (Mamba), `gla_carry_quant` (GLA, RetNet), `rwkv6_carry_quant`
+  (RWKV-6) and `lmu_memory_carry_quant` (the LMU's Legendre memory), sequential scans
   of their own `*_step` forms. The quantizers are plain callables, so `lib.nn.rnn`'s `quant=` option passes
   `QuantSpec`-built ones and the bit-width API below passes fixed-grid ones. The full form and
   the step form run the same per-step arithmetic, so step-by-step equals the full sequence.
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 
 from lib.ops._checks import check_method, check_rank, check_shape
 from lib.ops.linear_attention import _check as _check_gla
+from lib.ops.linear_attention_rwkv import _check as _check_rwkv6
 from lib.ops.quant import fake_quant, int_scale
 from lib.ops.rnn import LSTMState, gru_cell, lstm_cell, resolve_method
 from lib.ops.rnn_egru import EGRUState, _fire, egru_cell, egru_init_state
@@ -326,6 +328,69 @@ def gla_carry_quant(
     step = lambda S, xs: gla_carry_quant_step(S, *xs, scale=scale, carry_fn=carry_fn)
     final, o = _scan_time(step, _f32(S0), (q, k, v, g))
     return (o, final) if return_final_state else o
+
+
+def rwkv6_carry_quant_step(S, r_t, k_t, v_t, g_t, u, *, carry_fn: Fn | None = None):
+    """One RWKV-6 token with `carry_fn` on the new state: `o = r (S + diag(u) k^T v)` (from the
+    previous, quantized state) then `S = carry_fn(diag(exp(g)) S + k^T v)`; shapes as
+    `lib.ops.linear_attention_rwkv.rwkv6_step`. Returns `(S float32, o_t [b, h, dv] float32)`."""
+    r_t, k_t, v_t, g_t = (_f32(x) for x in (r_t, k_t, v_t, g_t))
+    kv = k_t[..., :, None] * v_t[..., None, :]
+    o = jnp.einsum("bhk,bhkv->bhv", r_t, S + _f32(u)[..., None] * kv)
+    return (carry_fn or _identity)(jnp.exp(g_t)[..., None] * S + kv), o
+
+
+def rwkv6_carry_quant(
+    r, k, v, g, u, *, carry_fn: Fn | None = None, initial_state=None, return_final_state=False
+):
+    """`lib.ops.linear_attention_rwkv.rwkv6` (its recurrent form) with `carry_fn` on the state
+    `[b, h, dk, dv]` after every step: a scan of `rwkv6_carry_quant_step` (the bonus term reads
+    the current token's `k^T v` in float; only the carried state is rounded).
+    Returns `o [b, l, h, dv]` in `r.dtype` [, final state float32]."""
+    _check_rwkv6(r, k, v, g, u, initial_state)
+    b, _, h, dk = r.shape
+    S0 = jnp.zeros((b, h, dk, v.shape[-1]), jnp.float32) if initial_state is None else initial_state
+    step = lambda S, xs: rwkv6_carry_quant_step(S, *xs, u, carry_fn=carry_fn)
+    final, o = _scan_time(step, _f32(S0), (r, k, v, g))
+    o = o.astype(r.dtype)
+    return (o, final) if return_final_state else o
+
+
+# ------------------------------------------------------------------ LMU memory
+
+
+def lmu_memory_carry_quant_step(m, u_t, a_bar, b_bar, *, carry_fn: Fn | None = None):
+    """One step of the LMU's Legendre memory with `carry_fn` on the new memory:
+    `m = carry_fn(m A_bar^T + u_t B_bar)`; `m: [b, d, N]`, `u_t: [b, d]`, `a_bar [N, N]`,
+    `b_bar [N]` (see `lib.ops.lmu.lmu_discretize`). Returns `(m, m)` (float32 or wider)."""
+    m = _f32(m)
+    a, bb = jnp.asarray(a_bar, m.dtype), jnp.asarray(b_bar, m.dtype)
+    m = jnp.einsum("bdm,nm->bdn", m, a) + u_t.astype(m.dtype)[..., None] * bb
+    m = (carry_fn or _identity)(m)
+    return m, m
+
+
+def lmu_memory_carry_quant(
+    u, a_bar, b_bar, *, carry_fn: Fn | None = None, initial_state=None, return_final_state=False
+):
+    """`lib.ops.lmu.lmu_memory` with `carry_fn` on the memory `[b, d, N]` after every step:
+    sequential (a rounded memory is no longer LTI, so it has no convolution form); a scan of
+    `lmu_memory_carry_quant_step`, so the full form equals the step form.
+
+    Returns:
+      `m: [b, l, d, N]` float32 (or wider) [, the final memory `[b, d, N]`].
+    """
+    check_rank("u", u, 3)
+    check_rank("b_bar", b_bar, 1)
+    n = b_bar.shape[0]
+    check_shape("a_bar", a_bar, (n, n))
+    b, _, d = u.shape
+    dtype = jnp.promote_types(u.dtype, jnp.float32)
+    m0 = jnp.zeros((b, d, n), dtype) if initial_state is None else initial_state
+    check_shape("initial_state", m0, (b, d, n))
+    step = lambda m, u_t: lmu_memory_carry_quant_step(m, u_t, a_bar, b_bar, carry_fn=carry_fn)
+    final, m = _scan_time(step, m0.astype(dtype), u)
+    return (m, final) if return_final_state else m
 
 
 # ------------------------------------------------------------------ minGRU, minLSTM

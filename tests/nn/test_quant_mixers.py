@@ -1,5 +1,5 @@
 """The `quant=` option of the state-space and linear-attention mixers (S4D, S5, RG-LRU,
-Griffin, Mamba, Mamba-2, GLA, RetNet): no new parameters, close to float at 16 bits, error
+Griffin, Mamba, Mamba-2, GLA, RetNet, RWKV-6) and the LMU: no new parameters, close to float at 16 bits, error
 growing as bits shrink, the state on its fixed grid after every step, step == full, STE
 gradients, and a clear error for the parallel forms under a quantized state."""
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lib.nn import linear_attention as la
-from lib.nn import ssm, ssm_lti
+from lib.nn import lmu, ssm, ssm_lti
 from lib.nn.quant import QuantConfig
 
 DIM, LENGTH, BATCH = 8, 9, 2
@@ -54,6 +54,14 @@ MIXERS = {
         la.GLA_STATE_RANGE,
     ),
     "retnet": (la.RetNet, {"num_heads": 2}, "parallel", lambda s: s.S, la.RETNET_STATE_RANGE),
+    "rwkv6": (
+        la.RWKV6TimeMix,
+        {"num_heads": 2, "mix_rank": 4, "decay_rank": 4},
+        "chunked",
+        lambda s: s.S,
+        la.RWKV6_STATE_RANGE,
+    ),
+    "lmu": (lmu.LMU, {"order": 4, "theta": 4.0}, "fft", lambda s: s, lmu.LMU_STATE_RANGE),
 }
 # (larger steps than the defaults for S4D and Mamba: at dt ~ 0.01 a short sequence's inputs
 # `dt B u` fall below half an 8-bit step of the state and round away)
@@ -62,8 +70,10 @@ NO_QUANT = QuantConfig(weight=None, act=None, gate=None, state=None)
 # the state on its grid, step == full and the refused parallel form. To keep the file fast,
 # the 4-bit ordering err16 < err8 < err4 and the straight-through gradients are split between
 # the mixers so that each op (diagonal complex, diagonal real, selective scan, GLA) has both.
-ORDERED = ("s4d", "griffin", "mamba2", "gla")
-GRADIENTS = ("s5", "rglru", "mamba", "retnet")
+# (RWKV-6 is not among GRADIENTS: its zero-initialised `mix_up`, `decay_up` leave `mix_down`,
+# `decay_down` without a gradient at init, quantized or not.)
+ORDERED = ("s4d", "griffin", "mamba2", "gla", "rwkv6")
+GRADIENTS = ("s5", "rglru", "mamba", "retnet", "lmu")
 # the 8-bit error bound relative to the output scale: Griffin's state (~0.1 at init) uses few
 # steps of its default grid of [-2, 2]
 ERR8 = {"griffin": 0.3}
