@@ -75,8 +75,9 @@ NO_QUANT = QuantConfig(weight=None, act=None, gate=None, state=None)
 ORDERED = ("s4d", "griffin", "mamba2", "gla", "rwkv6")
 GRADIENTS = ("s5", "rglru", "mamba", "retnet", "lmu")
 # the 8-bit error bound relative to the output scale: Griffin's state (~0.1 at init) uses few
-# steps of its default grid of [-2, 2]
-ERR8 = {"griffin": 0.3}
+# steps of its default grid of [-2, 2]; RWKV-6's unscaled k^T v state needs a wide default grid
+# ([-32, 32], step 0.25 at 8 bits), whose rounding dominates its 8-bit error (~0.1 of the scale)
+ERR8 = {"griffin": 0.3, "rwkv6": 0.25}
 
 
 def _grid_multiples(state, limit, bits=8):
