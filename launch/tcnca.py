@@ -3,10 +3,7 @@
 python -m launch.tcnca --config=research/tcnca/configs/recall.py[:smoke] [--workdir=DIR]
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
-from launch._report import report
+from launch._report import main, report
 
 
 def run(c, workdir=None) -> dict:
@@ -18,14 +15,5 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main(argv):
-    del argv
-    run(_CONFIG.value, _WORKDIR.value)
-
-
 if __name__ == "__main__":
-    # flags are defined only when run as a script, so tests can import several launch modules
-    _CONFIG = config_flags.DEFINE_config_file("config", None, "research/tcnca/configs/*.py")
-    _WORKDIR = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-    flags.mark_flags_as_required(["config"])
-    app.run(main)
+    main(run, "research/tcnca/configs/*.py")
