@@ -2,12 +2,13 @@
 
 Command (all six variants on one data set; about 3-6 minutes on a loaded 2-core CPU):
 
-    python launch/deconstructing.py \
+    python -m launch.deconstructing \
         --config=research/deconstructing/configs/forecast.py:lorenz96,all \
         --workdir=workdirs/deconstructing/lorenz96
 
 `arg` is "<data>[,<variant>][,matched][,smoke]", data in {lorenz96, kuramoto_sivashinsky,
-sunspots}, variant in {mlp, rnn, gru, lstm, transformer, gru_attention, all}. `matched` sizes
+sunspots}, variant in {mlp, rnn, gru, lstm, transformer, gru_attention, all} (or several
+joined by "+", e.g. "rnn+gru"); `--config.seeds="(0,1,2)"` repeats each over seeds. `matched` sizes
 every variant to the GRU's parameter count at dim 32 (width and MLP width solved by
 `model.matched_width`, within 0.2%): `...:lorenz96,all,matched`. Metric: test MSE relative to
 the persistence forecast (x_{t+1} = x_t); lower is better. Results: research/deconstructing/README.md.
@@ -28,13 +29,15 @@ def get_config(arg: str = "lorenz96,gru") -> ml_collections.ConfigDict:
     rest = [p for p in parts if p not in ("smoke", "matched")]
     data = rest[0] if rest else "lorenz96"
     variant = rest[1] if len(rest) > 1 else "gru"
-    if data not in DATA or variant not in VARIANTS:
+    if data not in DATA or not all(v in VARIANTS for v in variant.split("+")):
         raise ValueError(
             f"arg must be '<data>,<variant>[,matched][,smoke]': data {DATA}, variant {VARIANTS}"
+            " (or several joined by '+')"
         )
     c = base_config()
     c.project = "deconstructing"
     c.seed = 0
+    c.seeds = ()  # several seeds for the launch script, e.g. --config.seeds="(0,1,2)"; (): seed
     c.model.variant = variant
     c.model.dim = 32
     c.model.depth = 2
