@@ -21,6 +21,7 @@ Blocks are bidirectional (the puzzles are grids, not sequences), built from `lib
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lib.nn.blocks import GatedMLP, RMSNorm
 from lib.ops.attention import attention_ref, rotary_embedding
@@ -171,7 +172,51 @@ def q_continue_target(next_q_BxK, current_is_last):
     return jnp.where(current_is_last, q_next[:, 0], best)
 
 
-def segment_loss(logits, q, batch, q_weight: float = 0.5, continue_target=None):
+def draw_min_segments(rng: np.random.Generator, batch: int, max_segments: int, explore_prob):
+    """HRM's exploration of the halting policy: per example, with probability `explore_prob`
+    the minimum segment count M_min is drawn uniformly from {2, ..., M_max}, else M_min = 1.
+
+    Args:
+      rng: numpy generator (the training loop's, seeded from the config).
+      batch: examples in the batch.
+      max_segments: M_max (>= 2 when `explore_prob > 0`).
+      explore_prob: epsilon in [0, 1].
+
+    Returns:
+      int [batch] M_min per example.
+    """
+    if not 0.0 <= explore_prob <= 1.0:
+        raise ValueError(f"explore_prob must be in [0, 1], got {explore_prob}")
+    if explore_prob > 0 and max_segments < 2:
+        raise ValueError(f"exploring M_min in 2..M_max needs M_max >= 2, got {max_segments}")
+    explore = rng.random(batch) < explore_prob
+    drawn = rng.integers(2, max(max_segments, 2) + 1, size=batch)
+    return np.where(explore, drawn, 1)
+
+
+def training_halt(q_BxK, segments_done: int, min_segments_B, max_segments: int, q_continue):
+    """Which examples halt after `segments_done` training segments (HRM's ACT in training).
+
+    An example halts at M_max, or once it has run at least its M_min segments and its Q head
+    says halt: Q_halt > Q_continue with the continue target, else sigmoid(q_halt) > 0.5.
+
+    Args:
+      q_BxK: [b, 2] (halt, continue) logits of the segment just run.
+      segments_done: segments run so far (1-based).
+      min_segments_B: int [b] M_min (`draw_min_segments`).
+      max_segments: M_max.
+      q_continue: whether the continue logit is trained (changes the halting rule).
+
+    Returns:
+      bool [b] numpy array.
+    """
+    q = np.asarray(q_BxK, np.float32)
+    wants = q[:, 0] > q[:, 1] if q_continue else q[:, 0] > 0.0
+    done = segments_done >= np.asarray(min_segments_B)
+    return (segments_done >= max_segments) | (wants & done)
+
+
+def segment_loss(logits, q, batch, q_weight: float = 0.5, continue_target=None, active=None):
     """Cross-entropy on the masked cells plus BCE of the halt logit against "solved" and,
     when `continue_target` is given, BCE of the continue logit against it.
 
@@ -180,28 +225,40 @@ def segment_loss(logits, q, batch, q_weight: float = 0.5, continue_target=None):
       q_weight: weight of the halting (and continue) loss.
       continue_target: optional [b] Q-learning target of the continue action
         (`q_continue_target`).
+      active: optional [b] float, 1 for examples still running and 0 for those that halted
+        in an earlier segment (training-time halting): halted examples add nothing to the
+        loss or the metrics.
 
     Returns:
       (loss, metrics) with `ce`, `cell_accuracy`, `exact_accuracy` (all masked cells right),
       `halt_bce` and, with a continue target, `continue_bce`.
     """
     targets, mask = batch["targets"], batch["mask"]
+    w_B = jnp.ones(targets.shape[0], jnp.float32) if active is None else active
+    mask = mask * w_B[:, None]
+    examples = jnp.maximum(jnp.sum(w_B), 1.0)
+
+    def mean_over_active(x_B):
+        return jnp.sum(x_B * w_B) / examples
+
     logp = jax.nn.log_softmax(logits.astype(jnp.float32))
     nll = -jnp.take_along_axis(logp, targets[..., None], -1)[..., 0]
     count = jnp.maximum(jnp.sum(mask), 1.0)
     ce = jnp.sum(nll * mask) / count
     right = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
     solved = jnp.all((right > 0) | (mask == 0), axis=-1).astype(jnp.float32)
-    halt_bce = jnp.mean(optax_sigmoid_bce(q[:, 0], jax.lax.stop_gradient(solved)))
+    halt_bce = mean_over_active(optax_sigmoid_bce(q[:, 0], jax.lax.stop_gradient(solved)))
     metrics = {
         "ce": ce,
         "cell_accuracy": jnp.sum(right * mask) / count,
-        "exact_accuracy": jnp.mean(solved),
+        "exact_accuracy": mean_over_active(solved),
         "halt_bce": halt_bce,
     }
     q_loss = halt_bce
     if continue_target is not None:
-        continue_bce = jnp.mean(optax_sigmoid_bce(q[:, 1], jax.lax.stop_gradient(continue_target)))
+        continue_bce = mean_over_active(
+            optax_sigmoid_bce(q[:, 1], jax.lax.stop_gradient(continue_target))
+        )
         metrics["continue_bce"] = continue_bce
         q_loss = q_loss + continue_bce
     return ce + q_weight * q_loss, metrics

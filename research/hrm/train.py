@@ -7,7 +7,9 @@ supervision). The Q head's halt logit learns "is this segment's answer right"; w
 (the best Q of the next segment, `research.hrm.model.q_continue_target`). At test time an
 example halts at the first segment whose Q head says halt (sigmoid(q_halt) > 0.5, or
 Q_halt > Q_continue with the continue target), or at M: we report accuracy at M segments and
-with halting.
+with halting. With `config.model.train_halting` the same rule also stops examples in training,
+after a randomized minimum segment count (`draw_min_segments`, probability
+`config.model.explore_prob`).
 """
 
 import time
@@ -18,7 +20,13 @@ import numpy as np
 import optax
 
 from lib.train.optim import make_optimizer
-from research.hrm.model import make_model, q_continue_target, segment_loss
+from research.hrm.model import (
+    draw_min_segments,
+    make_model,
+    q_continue_target,
+    segment_loss,
+    training_halt,
+)
 from research.hrm.sudoku4 import batches, make_split
 
 _SUDOKU4 = {}
@@ -73,24 +81,26 @@ def make_steps(model, tx, q_weight: float, q_continue: bool = False):
     (`q_continue_target`); that costs one more forward pass per segment.
     `train_segment(params, opt_state, carry, batch, is_last)`: `is_last` marks segment M."""
 
-    def loss_fn(params, carry, batch, is_last):
+    def loss_fn(params, carry, batch, is_last, active):
         carry, logits, q = model.apply({"params": params}, batch["inputs"], carry)
         target = None
         if q_continue:
             sg = jax.lax.stop_gradient
             _, _, q_next = model.apply({"params": sg(params)}, batch["inputs"], sg(carry))
             target = q_continue_target(q_next, is_last)
-        loss, metrics = segment_loss(logits, q, batch, q_weight, target)
-        return loss, (carry, metrics)
+        loss, metrics = segment_loss(logits, q, batch, q_weight, target, active)
+        return loss, (carry, metrics, q)
 
     @jax.jit
-    def train_segment(params, opt_state, carry, batch, is_last=False):
-        (_, (carry, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, carry, batch, is_last
+    def train_segment(params, opt_state, carry, batch, is_last=False, active=None):
+        """One segment's update; returns (params, opt_state, detached carry, metrics, q [b, 2]).
+        `active` ([b] 0/1, optional) drops examples that halted earlier from the loss."""
+        (_, (carry, metrics, q)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, carry, batch, is_last, active
         )
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, jax.lax.stop_gradient(carry), metrics
+        return params, opt_state, jax.lax.stop_gradient(carry), metrics, q
 
     @jax.jit
     def eval_segment(params, carry, inputs):
@@ -101,6 +111,37 @@ def make_steps(model, tx, q_weight: float, q_continue: bool = False):
         return carry, jnp.argmax(logits, -1), jax.nn.sigmoid(halt)
 
     return train_segment, eval_segment
+
+
+def train_batch(train_segment, params, opt_state, batch, init_carry, segments, halting=None):
+    """Deep supervision on one batch: up to `segments` (M_max) segments, an update after each.
+
+    Args:
+      train_segment: from `make_steps`.
+      init_carry: the zero carry for this batch.
+      halting: None to run all M_max segments for every example; else
+        `(min_segments_B, q_continue)`: training-time ACT, where an example stops (drops out of
+        the loss) once `training_halt` says so, never before its M_min segments, and the batch
+        ends when every example has halted.
+
+    Returns:
+      (params, opt_state, last segment's metrics, int [b] segments each example trained).
+    """
+    b = batch["inputs"].shape[0]
+    carry, halted = init_carry, np.zeros(b, bool)
+    used = np.zeros(b, np.int64)
+    for m in range(segments):
+        active = None if halting is None else jnp.asarray(~halted, jnp.float32)
+        params, opt_state, carry, metrics, q = train_segment(
+            params, opt_state, carry, batch, jnp.asarray(m == segments - 1), active
+        )
+        used += ~halted
+        if halting is not None:
+            min_segments, q_continue = halting
+            halted |= training_halt(q, m + 1, min_segments, segments, q_continue)
+            if halted.all():
+                break
+    return params, opt_state, metrics, used
 
 
 def evaluate(eval_segment, params, batches, segments: int) -> dict:
@@ -148,19 +189,32 @@ def run(config, log=print) -> dict:
     params = model.init(jax.random.PRNGKey(config.seed), jnp.asarray(first["inputs"]))["params"]
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
     opt_state = tx.init(params)
-    start = time.time()
+    # Training-time ACT (off by default): with `explore_prob` = epsilon, M_min is drawn per
+    # example from {2..M_max}, else 1 (`draw_min_segments`).
+    train_halting = bool(config.model.get("train_halting", False))
+    explore_prob = float(config.model.get("explore_prob", 0.0))
+    rng = np.random.default_rng(config.seed)
+    start, trained_segments, trained_examples = time.time(), 0, 0
     batch = first
     for step in range(config.train.num_steps):
         batch = {k: jnp.asarray(v) for k, v in batch.items()}
+        b = batch["inputs"].shape[0]
+        halting = None
+        if train_halting and segments > 1:
+            halting = (draw_min_segments(rng, b, segments, explore_prob), q_continue)
         carry = model.init_carry(*batch["inputs"].shape)
-        for m in range(segments):
-            params, opt_state, carry, metrics = train_segment(
-                params, opt_state, carry, batch, jnp.asarray(m == segments - 1)
-            )
+        params, opt_state, metrics, used = train_batch(
+            train_segment, params, opt_state, batch, carry, segments, halting
+        )
+        trained_segments, trained_examples = trained_segments + used.sum(), trained_examples + b
         if config.train.log_every and (step + 1) % config.train.log_every == 0:
             shown = {k: round(float(v), 4) for k, v in metrics.items()}
-            log(f"step {step + 1}: {shown}")
+            log(f"step {step + 1}: {shown}, mean train segments {used.mean():.2f}")
         batch = next(it)
     result = evaluate(eval_segment, params, loader(config, "test", False), segments)
-    result.update(params=int(n_params), seconds=round(time.time() - start, 1))
+    result.update(
+        params=int(n_params),
+        seconds=round(time.time() - start, 1),
+        train_mean_segments=round(float(trained_segments / max(trained_examples, 1)), 3),
+    )
     return result

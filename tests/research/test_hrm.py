@@ -82,9 +82,11 @@ def test_smoke_run(tmp_path):
     config = get_config("sudoku,hrm,smoke")
     config.data.data_dir = str(tmp_path / "data")
     config.model.q_continue = True  # the Q-learning continue target's path too
+    config.model.train_halting, config.model.explore_prob = True, 0.5  # and training-time ACT
     result = run(config, log=lambda *_: None)
     assert 0.0 <= result["cell_accuracy"] <= 1.0
     assert 1.0 <= result["act_mean_segments"] <= config.model.segments
+    assert 1.0 <= result["train_mean_segments"] <= config.model.segments
 
 
 def test_q_continue_target_by_hand():
@@ -140,3 +142,77 @@ def test_claim_hrm_learns_4x4_sudoku_cells_above_chance():
     result = run(config, log=lambda *_: None)
     print(result)
     assert result["cell_accuracy"] >= 0.32, result  # measured 0.385; chance 0.25
+
+
+def test_min_segments_drawn_as_the_paper_specifies():
+    """With probability epsilon M_min ~ U{2..M_max}, else 1: over 20,000 draws with
+    epsilon = 0.4 and M_max = 5, P(1) = 0.6 and P(k) = 0.1 for k = 2..5 (4 standard errors)."""
+    from research.hrm.model import draw_min_segments
+
+    n = 20000
+    m_min = draw_min_segments(np.random.default_rng(0), n, 5, 0.4)
+    freq = np.bincount(m_min, minlength=7) / n
+    assert freq[0] == 0 and freq[6] == 0
+    np.testing.assert_allclose(freq[1], 0.6, atol=4 * np.sqrt(0.24 / n))
+    np.testing.assert_allclose(freq[2:6], 0.1, atol=4 * np.sqrt(0.09 / n))
+    assert (draw_min_segments(np.random.default_rng(1), 100, 5, 0.0) == 1).all()
+    always = draw_min_segments(np.random.default_rng(2), 1000, 3, 1.0)
+    assert set(np.unique(always)) == {2, 3}
+    with pytest.raises(ValueError, match="explore_prob"):
+        draw_min_segments(np.random.default_rng(0), 4, 5, 1.5)
+    with pytest.raises(ValueError, match="M_max"):
+        draw_min_segments(np.random.default_rng(0), 4, 1, 0.1)
+
+
+def _fake_train_segment(q_logits, seen_active):
+    """A stand-in for the jitted segment update: records `active`, returns fixed Q logits."""
+
+    def train_segment(params, opt_state, carry, batch, is_last, active):
+        seen_active.append(None if active is None else np.asarray(active))
+        return params, opt_state, carry, {}, jnp.asarray(q_logits)
+
+    return train_segment
+
+
+def test_training_halting_never_stops_before_min_segments():
+    """Training-time ACT in `train_batch`: a Q head that always says halt stops each example
+    exactly at its M_min (it is dropped from the loss after that); one that never does runs
+    all M_max segments; without halting every example runs M_max."""
+    from research.hrm.train import train_batch
+
+    batch = {"inputs": jnp.zeros((4, 3), jnp.int32)}
+    min_segments = np.array([1, 2, 3, 4])
+    halt_now = np.tile([[5.0, -5.0]], (4, 1))
+
+    seen = []
+    step = _fake_train_segment(halt_now, seen)
+    *_, used = train_batch(step, {}, {}, batch, None, 4, (min_segments, True))
+    np.testing.assert_array_equal(used, min_segments)
+    np.testing.assert_array_equal(np.stack(seen), np.arange(4)[:, None] < min_segments[None])
+
+    # Without the continue target the rule is sigmoid(q_halt) > 0.5: q_halt = -5 never halts.
+    never = np.tile([[-5.0, 5.0]], (4, 1))
+    for q, q_continue in ((never, True), (never, False)):
+        seen = []
+        *_, used = train_batch(
+            _fake_train_segment(q, seen), {}, {}, batch, None, 4, (min_segments, q_continue)
+        )
+        np.testing.assert_array_equal(used, 4)
+    seen = []
+    *_, used = train_batch(_fake_train_segment(halt_now, seen), {}, {}, batch, None, 3)
+    np.testing.assert_array_equal(used, 3)
+    assert seen == [None] * 3
+
+
+def test_segment_loss_ignores_halted_examples():
+    """`active = (1, 0)`: the loss and metrics equal those of the first example alone."""
+    targets = jnp.array([[1, 2], [3, 4]])
+    batch = {"targets": targets, "mask": jnp.ones((2, 2))}
+    logits = jax.random.normal(jax.random.PRNGKey(0), (2, 2, 5))
+    q = jnp.array([[0.5, -1.0], [3.0, 2.0]])
+    loss, m = segment_loss(logits, q, batch, 0.5, jnp.array([0.3, 0.9]), jnp.array([1.0, 0.0]))
+    first = {k: v[:1] for k, v in batch.items()}
+    loss1, m1 = segment_loss(logits[:1], q[:1], first, 0.5, jnp.array([0.3]))
+    np.testing.assert_allclose(float(loss), float(loss1), rtol=1e-6)
+    for k in m1:
+        np.testing.assert_allclose(float(m[k]), float(m1[k]), rtol=1e-6, err_msg=k)

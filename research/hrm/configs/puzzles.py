@@ -43,6 +43,11 @@ def get_config(arg: str = "sudoku,hrm") -> ml_collections.ConfigDict:
     # Train the Q head's continue logit on the Q-learning target too (one more forward pass
     # per segment); off in the runs of the README's main table, which predate it.
     c.model.q_continue = False
+    # Training-time ACT: each example leaves the batch's loss once its Q head says halt, but
+    # never before M_min segments; with probability explore_prob (epsilon) M_min is drawn
+    # uniformly from {2..M}, else 1. Off: every example trains all M segments.
+    c.model.train_halting = False
+    c.model.explore_prob = 0.1
     c.data.name = task
     c.data.data_dir = ""
     c.data.batch_size = 50
