@@ -10,19 +10,21 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from launch._report import report
-from research.gradient_noise.experiment import noise_sweep
+from research.gradient_noise.experiment import Restarts, noise_sweep
 from research.gradient_noise.multiplication import multiplication_sweep
 
 
 def run(c, workdir=None) -> dict:
     """Run the config's experiment over seeds; returns table name -> rows."""
     cfg = c.to_dict()
-    if cfg.pop("experiment", "deep_mlp") == "multiplication":
+    experiment = cfg.pop("experiment", "deep_mlp")
+    restarts = Restarts.pop_from(cfg)
+    if experiment == "multiplication":
         cfg["etas"] = list(cfg["etas"])
-        results = {"multiplication": multiplication_sweep(**cfg)}
+        results = {"multiplication": multiplication_sweep(**cfg, restarts=restarts)}
     else:
         cfg["grid"] = {k: list(v) for k, v in cfg["grid"].items()}
-        results = {"noise_sweep": noise_sweep(**cfg)}
+        results = {"noise_sweep": noise_sweep(**cfg, restarts=restarts)}
     report(results, workdir)
     return results
 

@@ -1,6 +1,11 @@
 """Success rate of a 20-layer ReLU net trained by plain SGD, with and without annealed gradient
 noise (Neelakantan et al. 2015), over many seeds. Called by `launch/gradient_noise.py`.
+
+`Restarts` and `restart_summary` are shared with the binary-multiplication experiment
+(`multiplication.py`): both count successes over random restarts.
 """
+
+import dataclasses
 
 import numpy as np
 import optax
@@ -11,52 +16,78 @@ from research.self_normalizing.data import load_arrays
 from research.self_normalizing.fit import make_fit, run_seeds, softmax_cross_entropy
 
 
+@dataclasses.dataclass(frozen=True)
+class Restarts:
+    """Optimisation and restart settings of a noise sweep (see configs/).
+
+    Attributes:
+      gamma: annealing exponent of the noise variance `eta / (1 + t)^gamma`.
+      steps, batch_size, learning_rate: the optimiser's run.
+      clip_norm: global-norm gradient clipping before the noise (None: none).
+      seeds: restarts per setting.
+      success_accuracy: a restart succeeds when its accuracy reaches this.
+    """
+
+    gamma: float
+    steps: int
+    batch_size: int
+    learning_rate: float
+    clip_norm: float | None
+    seeds: int
+    success_accuracy: float
+
+    @classmethod
+    def pop_from(cls, cfg: dict) -> "Restarts":
+        """Take this class's fields out of a flat config dict (the rest stays in `cfg`)."""
+        return cls(**{f.name: cfg.pop(f.name) for f in dataclasses.fields(cls)})
+
+
+def restart_summary(accuracy, final_loss, success_accuracy: float, name: str) -> dict:
+    """Success count over restarts: `success_rate`, `successes` ("k/n"), the mean, best and
+    std of `accuracy` (keys `{name}_mean`, ...), and `diverged` (non-finite final losses).
+
+    Args:
+      accuracy, final_loss: one value per restart.
+    """
+    acc, loss = np.asarray(accuracy, np.float64), np.asarray(final_loss)
+    ok = acc >= success_accuracy
+    return {
+        "success_rate": float(ok.mean()),
+        "successes": f"{int(ok.sum())}/{ok.size}",
+        f"{name}_mean": float(acc.mean()),
+        f"{name}_best": float(acc.max()),
+        f"{name}_std": float(acc.std()),
+        "diverged": int((~np.isfinite(loss)).sum()),
+    }
+
+
 def noise_sweep(
-    dataset: str,
-    grid,
-    gamma: float,
-    depth: int,
-    width: int,
-    init_std: float,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    clip_norm: float | None,
-    seeds: int,
-    success_accuracy: float,
+    dataset: str, grid, depth: int, width: int, init_std: float, restarts: Restarts
 ) -> list[dict]:
-    """Train every (init, eta) pair of `grid` from `seeds` seeds; `eta = 0` is the baseline.
+    """Train every (init, eta) pair of `grid` from `restarts.seeds` seeds; `eta = 0` is plain SGD.
 
     Args:
       grid: `{init_scheme: [eta, ...]}`.
-      (the rest: model and SGD settings, see configs/default.py)
+      depth, width, init_std: the `DeepReLUNet`.
+      restarts: SGD and success settings.
 
     Returns:
       One row per (init, eta): success rate (test accuracy >= `success_accuracy`), mean, best
       and std of test accuracy, and the number of diverged (non-finite loss) runs.
     """
+    r = restarts
     x_tr, y_tr, x_te, y_te, k = load_arrays(dataset, seed=0)
     rows = []
     for init, etas in grid.items():
         model = DeepReLUNet(k, depth, width, init, init_std)
         for eta in etas:
             tx = with_gradient_noise(
-                optax.sgd(learning_rate), float(eta), gamma, key=0, clip_norm=clip_norm
+                optax.sgd(r.learning_rate), float(eta), r.gamma, key=0, clip_norm=r.clip_norm
             )
-            fit = make_fit(model, tx, softmax_cross_entropy, steps=steps, batch_size=batch_size)
-            res = run_seeds(fit, range(seeds), (x_tr, y_tr, x_te, y_te), vectorize=True)
-            acc = np.array([r["test_accuracy"] for r in res])
-            loss = np.array([r["final_loss"] for r in res])
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "init": init,
-                    "eta": float(eta),
-                    "success_rate": float(np.mean(acc >= success_accuracy)),
-                    "test_acc_mean": float(acc.mean()),
-                    "test_acc_best": float(acc.max()),
-                    "test_acc_std": float(acc.std()),
-                    "diverged": int((~np.isfinite(loss)).sum()),
-                }
-            )
+            fit = make_fit(model, tx, softmax_cross_entropy, steps=r.steps, batch_size=r.batch_size)
+            res = run_seeds(fit, range(r.seeds), (x_tr, y_tr, x_te, y_te), vectorize=True)
+            acc = [x["test_accuracy"] for x in res]
+            loss = [x["final_loss"] for x in res]
+            summary = restart_summary(acc, loss, r.success_accuracy, "test_acc")
+            rows.append({"dataset": dataset, "init": init, "eta": float(eta), **summary})
     return rows

@@ -63,11 +63,11 @@ def zero_init_gradients_vanish(model: DeepReLUNet, x: jax.Array, y: jax.Array) -
     """
     import optax
 
-    params = model.init(jax.random.key(0), x)
+    params = jax.jit(model.init)(jax.random.key(0), x)
 
     def loss(p):
         logits = model.apply(p, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    g = jax.grad(loss)(params)["params"]
+    g = jax.jit(jax.grad(loss))(params)["params"]
     return all(bool(jnp.all(g[f"dense_{i}"]["kernel"] == 0)) for i in range(model.depth))

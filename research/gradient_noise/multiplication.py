@@ -20,7 +20,35 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lib.train.noise import reseed_noise, with_gradient_noise
+from lib.train.noise import reseed_noise
+from research.gradient_noise.experiment import Restarts, restart_summary
+
+
+class TapeConv(nn.Module):
+    """A 1-D "SAME" convolution over the tape, `[b, w, c_in] -> [b, w, features]`, written as
+    one einsum over the `kernel` shifted copies of the tape (the same maths and parameters as
+    `nn.Conv(features, (kernel,), padding="SAME")`). Why not `nn.Conv`: vmapped over restarts
+    (different weights per restart) a convolution becomes a grouped convolution, which is
+    slow on XLA's CPU backend; an einsum stays a batched matmul."""
+
+    features: int
+    kernel: int = 3
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x_BxWxC):
+        if self.kernel % 2 != 1:
+            raise ValueError(
+                f"kernel must be odd for a centred SAME convolution, got {self.kernel}"
+            )
+        c_in, width, half = x_BxWxC.shape[-1], x_BxWxC.shape[1], self.kernel // 2
+        w_KxCxF = self.param(
+            "kernel", nn.initializers.lecun_normal(), (self.kernel, c_in, self.features)
+        )
+        b_F = self.param("bias", self.bias_init, (self.features,))
+        padded = jnp.pad(x_BxWxC, ((0, 0), (half, half), (0, 0)))
+        shifted_BxWxKxC = jnp.stack([padded[:, i : i + width] for i in range(self.kernel)], 2)
+        return jnp.einsum("bwkc,kcf->bwf", shifted_BxWxKxC, w_KxCxF) + b_F
 
 
 class ConvGRU(nn.Module):
@@ -32,13 +60,9 @@ class ConvGRU(nn.Module):
 
     @nn.compact
     def __call__(self, s_BxWxC):
-        conv = lambda name, bias=0.0: nn.Conv(  # noqa: E731
-            self.channels,
-            (self.kernel,),
-            padding="SAME",
-            bias_init=nn.initializers.constant(bias),
-            name=name,
-        )
+        def conv(name, bias=0.0):
+            return TapeConv(self.channels, self.kernel, nn.initializers.constant(bias), name=name)
+
         u = jax.nn.sigmoid(conv("update", 1.0)(s_BxWxC))  # bias 1: start close to "keep"
         r = jax.nn.sigmoid(conv("reset", 1.0)(s_BxWxC))
         c = jnp.tanh(conv("candidate")(r * s_BxWxC))
@@ -71,11 +95,28 @@ class NeuralGPU(nn.Module):
         if tape_BxW.ndim != 2:
             raise ValueError(f"tape must be [batch, width], got shape {tape_BxW.shape}")
         s = nn.Embed(self.vocab_size, self.channels, name="embed")(tape_BxW)
-        cells = [ConvGRU(self.channels, self.kernel, name=f"cgru_{i}") for i in range(self.layers)]
-        for _ in range(max(1, math.ceil(self.step_ratio * tape_BxW.shape[1]))):
-            for cell in cells:
-                s = cell(s)
+        # One compiled step scanned over the steps, its weights shared (an unrolled loop made
+        # XLA's CPU compile of a training run take minutes).
+        steps = max(1, math.ceil(self.step_ratio * tape_BxW.shape[1]))
+        scan = nn.scan(
+            _GPUStep, variable_broadcast="params", split_rngs={"params": False}, length=steps
+        )
+        s, _ = scan(self.channels, self.layers, self.kernel, name="steps")(s, None)
         return nn.Dense(self.vocab_size, name="head")(s)
+
+
+class _GPUStep(nn.Module):
+    """One Neural GPU step: `layers` ConvGRUs in a row (the body of `NeuralGPU`'s scan)."""
+
+    channels: int
+    layers: int
+    kernel: int
+
+    @nn.compact
+    def __call__(self, s_BxWxC, _):
+        for i in range(self.layers):
+            s_BxWxC = ConvGRU(self.channels, self.kernel, name=f"cgru_{i}")(s_BxWxC)
+        return s_BxWxC, None
 
 
 def tapes_from_sequences(inputs_NxL, targets_NxL, mask_NxL, width: int | None = None):
@@ -139,29 +180,40 @@ def sequence_accuracy(logits_BxWxV, target_BxW):
     return jnp.mean(jnp.all(jnp.argmax(logits_BxWxV, -1) == target_BxW, axis=-1))
 
 
-def make_fit(model: NeuralGPU, tx: optax.GradientTransformation, *, steps: int, batch_size: int):
-    """A jitted `fit(key, train, validation, test) -> dict` (each split a `(tape, target)` pair):
-    init, `steps` minibatch updates (cross-entropy over all tape cells), then the per-cell and
-    whole-tape accuracies on each split (train included) and the training-loss curve."""
+def noisy_adam(eta, r: Restarts) -> optax.GradientTransformation:
+    """`[clip] -> annealed noise N(0, eta / (1 + t)^gamma) -> Adam`, with `eta` a (traced)
+    array, so one compiled run serves every noise level; `eta = 0` adds exactly zero.
+    (`lib.train.noise.with_gradient_noise` is the same chain for a Python-float `eta`; it drops
+    the noise stage at 0, which would need a compile per level.)"""
+    parts = [] if r.clip_norm is None else [optax.clip_by_global_norm(r.clip_norm)]
+    return optax.chain(*parts, optax.add_noise(eta, r.gamma, 0), optax.adam(r.learning_rate))
+
+
+def make_fit(model: NeuralGPU, r: Restarts):
+    """A jitted `fit(key, eta, train, validation, test) -> dict` (each split a `(tape, target)`
+    pair): init, `r.steps` minibatch updates of `noisy_adam(eta)` (cross-entropy over all tape
+    cells), then the per-cell and whole-tape accuracies on each split (train included) and the
+    training-loss curve."""
 
     def loss_of(params, tape, target):
         logits = model.apply({"params": params}, tape)
         return optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
 
-    def fit(key, train, validation, test):
+    def fit(key, eta, train, validation, test):
         k_init, k_data, k_noise = jax.random.split(key, 3)
+        tx = noisy_adam(eta, r)
         params = model.init(k_init, train[0][:2])["params"]
         opt_state = reseed_noise(tx.init(params), k_noise)
         n = train[0].shape[0]
 
         def step(carry, i):
             params, opt_state = carry
-            idx = jax.random.randint(jax.random.fold_in(k_data, i), (batch_size,), 0, n)
+            idx = jax.random.randint(jax.random.fold_in(k_data, i), (r.batch_size,), 0, n)
             loss, g = jax.value_and_grad(loss_of)(params, train[0][idx], train[1][idx])
             upd, opt_state = tx.update(g, opt_state, params)
             return (optax.apply_updates(params, upd), opt_state), loss
 
-        (params, _), losses = jax.lax.scan(step, (params, opt_state), jnp.arange(steps))
+        (params, _), losses = jax.lax.scan(step, (params, opt_state), jnp.arange(r.steps))
         out = {"loss": losses}
         for name, (tape, target) in (("train", train), ("validation", validation), ("test", test)):
             logits = model.apply({"params": params}, tape)
@@ -174,7 +226,6 @@ def make_fit(model: NeuralGPU, tx: optax.GradientTransformation, *, steps: int, 
 
 def multiplication_sweep(
     etas,
-    gamma: float,
     train_max_len: int,
     test_max_len: int,
     num_train: int,
@@ -182,48 +233,44 @@ def multiplication_sweep(
     channels: int,
     layers: int,
     step_ratio: float,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    clip_norm: float | None,
-    seeds: int,
-    success_accuracy: float,
+    restarts: Restarts,
 ) -> list[dict]:
-    """Train `seeds` restarts per noise variance `eta` (0 = no noise) with Adam; one row per eta:
-    success rate (validation whole-tape accuracy >= `success_accuracy`), the same on the longer
-    test operands, mean/best accuracies and the number of diverged runs."""
+    """Train `restarts.seeds` restarts per noise variance `eta` (0 = no noise) with Adam, all
+    levels and seeds in one vmapped, jitted run (seed s starts from the same init at every
+    level). One row per eta: success rate (validation whole-tape accuracy >=
+    `success_accuracy`), the same on the longer test operands, mean/best accuracies and the
+    number of diverged runs."""
+    r = restarts
     data = load_tapes(train_max_len, test_max_len, num_train, num_test)
     data = {k: tuple(jnp.asarray(a) for a in v) for k, v in data.items()}
     from lib.data.algorithmic import DIGIT0
 
     # Tokens: PAD, SEP, EOS, PLUS, TIMES, then the binary digits 0 and 1.
     model = NeuralGPU(DIGIT0 + 2, channels=channels, layers=layers, step_ratio=step_ratio)
-    keys = jax.vmap(jax.random.key)(jnp.arange(seeds))
+    grid_eta = jnp.repeat(jnp.asarray(etas, jnp.float32), r.seeds)
+    keys = jax.vmap(jax.random.key)(jnp.tile(jnp.arange(r.seeds), len(etas)))
+    fit = jax.vmap(make_fit(model, r), in_axes=(0, 0, None, None, None))
+    res = jax.jit(fit)(keys, grid_eta, data["train"], data["validation"], data["test"])
+    res = jax.tree.map(lambda a: np.asarray(a).reshape(len(etas), r.seeds, *a.shape[1:]), res)
     rows = []
-    for eta in etas:
-        tx = with_gradient_noise(optax.adam(learning_rate), float(eta), gamma, clip_norm=clip_norm)
-        fit = make_fit(model, tx, steps=steps, batch_size=batch_size)
-        res = jax.jit(jax.vmap(fit, in_axes=(0, None, None, None)))(
-            keys, data["train"], data["validation"], data["test"]
-        )
-        res = jax.tree.map(np.asarray, res)
-        val, test = res["validation_sequence_accuracy"], res["test_sequence_accuracy"]
-        final_loss = res["loss"][:, -max(steps // 10, 1) :].mean(1)
+    for i, eta in enumerate(etas):
+        one = {k: v[i] for k, v in res.items()}
+        val, test = one["validation_sequence_accuracy"], one["test_sequence_accuracy"]
+        final_loss = one["loss"][:, -max(r.steps // 10, 1) :].mean(1)
         rows.append(
             {
                 "eta": float(eta),
-                "success_rate": float(np.mean(val >= success_accuracy)),
-                "successes": f"{int(np.sum(val >= success_accuracy))}/{seeds}",
-                "val_seq_acc_mean": float(val.mean()),
-                "val_seq_acc_best": float(val.max()),
-                "val_cell_acc_mean": float(res["validation_cell_accuracy"].mean()),
-                "train_seq_acc_mean": float(res["train_sequence_accuracy"].mean()),
-                "train_seq_acc_best": float(res["train_sequence_accuracy"].max()),
-                "test_success_rate": float(np.mean(test >= success_accuracy)),
+                **restart_summary(val, final_loss, r.success_accuracy, "val_seq_acc"),
+                "val_cell_acc_mean": float(one["validation_cell_accuracy"].mean()),
+                "train_seq_acc_mean": float(one["train_sequence_accuracy"].mean()),
+                "train_seq_acc_best": float(one["train_sequence_accuracy"].max()),
+                "train_successes": int(
+                    np.sum(one["train_sequence_accuracy"] >= r.success_accuracy)
+                ),
+                "test_success_rate": float(np.mean(test >= r.success_accuracy)),
                 "test_seq_acc_mean": float(test.mean()),
                 "test_seq_acc_best": float(test.max()),
                 "per_seed_val_seq_acc": [round(float(v), 3) for v in val],
-                "diverged": int((~np.isfinite(final_loss)).sum()),
             }
         )
     return rows

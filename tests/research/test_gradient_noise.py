@@ -47,12 +47,12 @@ def test_noise_moves_zero_init_weights_plain_sgd_never_does():
     gradients), so the net stays at chance; annealed noise breaks the symmetry. (The full claim,
     training a 20-layer net from a poor init, needs thousands of steps: see the README.)"""
     data = tuple(jnp.asarray(a) for a in load_arrays("digits")[:4])
-    model = DeepReLUNet(10, depth=4, width=50, init_scheme="zero")
+    model = DeepReLUNet(10, depth=2, width=50, init_scheme="zero")
     for eta in (0.0, 0.01):
         tx = with_gradient_noise(optax.sgd(0.1), eta, 0.55)
         fit = make_fit(model, tx, softmax_cross_entropy, steps=20, batch_size=32)
         r = fit(jax.random.key(0), *data)
-        hidden = [r["variables"]["params"][f"dense_{i}"]["kernel"] for i in range(4)]
+        hidden = [r["variables"]["params"][f"dense_{i}"]["kernel"] for i in range(2)]
         if eta == 0.0:
             assert all(bool(jnp.all(w == 0)) for w in hidden)
             assert float(r["test_accuracy"]) < 0.2
@@ -87,20 +87,36 @@ def test_neural_gpu_crosses_the_tape_only_with_enough_steps():
     tape = jnp.array([[5, 6, 5, 4, 6, 6, 5, 6]])
 
     def first_cell_grad(step_ratio):
-        model = NeuralGPU(vocab_size=7, channels=8, step_ratio=step_ratio)
+        model = NeuralGPU(vocab_size=7, channels=4, step_ratio=step_ratio)
         # Token 3 sits only in the last cell: the gradient of cell 0's logits with respect to
         # its embedding row is the dependence of cell 0 on the last cell.
         tape3 = tape.at[0, -1].set(3)
-        params = model.init(jax.random.key(0), tape3)["params"]
+        params = jax.jit(model.init)(jax.random.key(0), tape3)["params"]
 
         def cell0(emb):
             p = {**params, "embed": {"embedding": emb}}
             return model.apply({"params": p}, tape3)[0, 0].sum()
 
-        return jax.grad(cell0)(params["embed"]["embedding"])[3]
+        return jax.jit(jax.grad(cell0))(params["embed"]["embedding"])[3]
 
     assert float(jnp.abs(first_cell_grad(0.5)).max()) > 0
     assert float(jnp.abs(first_cell_grad(1 / 8)).max()) == 0.0
+
+
+def test_tape_conv_is_a_same_convolution():
+    """The einsum form of the Neural GPU's convolution equals `nn.Conv(..., padding="SAME")`
+    with the same parameters, and rejects an even kernel."""
+    import flax.linen as nn
+
+    from research.gradient_noise.multiplication import TapeConv
+
+    x = jax.random.normal(jax.random.key(0), (2, 7, 3))
+    ours = TapeConv(5, 3, nn.initializers.normal(1.0))
+    params = ours.init(jax.random.key(1), x)
+    want = nn.Conv(5, (3,), padding="SAME").apply(params, x)
+    np.testing.assert_allclose(ours.apply(params, x), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="odd"):
+        TapeConv(5, 2).init(jax.random.key(1), x)
 
 
 def test_multiplication_smoke_launch():
