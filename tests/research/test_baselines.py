@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import lib.data
-from launch.train import run
 from lib.train.config import load_config
 from research.baselines import model as bl
 
@@ -43,19 +42,30 @@ def data_dir(tmp_path_factory):
     return str(root)
 
 
+_LMS = {}
+
+
+def small_lm(kind):
+    """`(model, params, jitted apply)` of the smoke config's `kind` at vocab 6, length 8,
+    built once per kind and shared by the tests below (one compile per kind and shape)."""
+    if kind not in _LMS:
+        cfg = load_config(os.path.join(CONFIGS, "shakespeare.py") + f":{kind},smoke").model
+        model = bl.make_model(cfg, vocab_size=6, seq_len=8)
+        params = model.init(jax.random.PRNGKey(2), jnp.zeros((1, 8), jnp.int32))
+        _LMS[kind] = model, params, jax.jit(model.apply)
+    return _LMS[kind]
+
+
 @pytest.mark.parametrize("kind", ["gru", "lstm", "transformer"])
 def test_models_are_causal(kind):
-    cfg = load_config(os.path.join(CONFIGS, "shakespeare.py") + f":{kind},smoke").model
-    model = bl.make_model(cfg, vocab_size=7, seq_len=12)
-    tokens = jax.random.randint(jax.random.PRNGKey(0), (2, 12), 0, 7)
-    params = model.init(jax.random.PRNGKey(1), tokens)
-    apply = jax.jit(model.apply)
+    _, params, apply = small_lm(kind)
+    tokens = jax.random.randint(jax.random.PRNGKey(0), (1, 8), 0, 6)
     logits = apply(params, tokens)
-    assert logits.shape == (2, 12, 7)
-    changed = tokens.at[:, 8:].set((tokens[:, 8:] + 1) % 7)  # change the future only
+    assert logits.shape == (1, 8, 6)
+    changed = tokens.at[:, 5:].set((tokens[:, 5:] + 1) % 6)  # change the future only
     logits_changed = apply(params, changed)
-    np.testing.assert_array_equal(logits_changed[:, :8], logits[:, :8])
-    assert not np.allclose(logits_changed[:, 8:], logits[:, 8:])
+    np.testing.assert_array_equal(logits_changed[:, :5], logits[:, :5])
+    assert not np.allclose(logits_changed[:, 5:], logits[:, 5:])
 
 
 def test_transformer_rejects_too_long_inputs():
@@ -66,17 +76,14 @@ def test_transformer_rejects_too_long_inputs():
 
 @pytest.mark.parametrize("kind", ["gru", "transformer"])
 def test_cold_sampling_equals_greedy_decoding(kind):
-    cfg = load_config(os.path.join(CONFIGS, "shakespeare.py") + f":{kind},smoke").model
-    model = bl.make_model(cfg, vocab_size=6, seq_len=8)
-    params = model.init(jax.random.PRNGKey(2), jnp.zeros((1, 8), jnp.int32))["params"]
+    model, params, apply = small_lm(kind)
     prompt = np.array([[1, 2, 3]], np.int32)
-    out = bl.generate(params, model, prompt, 9, window=8, temperature=1e-6)
+    out = bl.generate(params["params"], model, prompt, 9, window=8, temperature=1e-6)
     assert out.shape == (1, 12) and (out[:, :3] == prompt).all()
     seq = list(prompt[0])
-    apply = jax.jit(model.apply)
     for _ in range(9):  # greedy decoding, recomputing over the padded last-8 window
         ctx = ([0] * 8 + seq)[-8:]
-        logits = apply({"params": params}, jnp.asarray([ctx]))
+        logits = apply(params, jnp.asarray([ctx]))
         seq.append(int(jnp.argmax(logits[0, -1])))
     assert list(out[0]) == seq
 
@@ -100,32 +107,41 @@ def test_config_args():
         load_config(os.path.join(CONFIGS, "shakespeare.py") + ":rnn")
 
 
-@pytest.mark.slow
-def test_shakespeare_smoke(data_dir, tmp_path):
+def test_copying_data_glue(data_dir):
+    """The copying task through `build`: whole training batches of the stored length (2 *
+    copy_len + lag = 10), and the loss counts only the copy_len recalled symbols."""
     config = load_config(
-        os.path.join(CONFIGS, "shakespeare.py") + ":transformer,smoke",
-        [f"data.data_dir={data_dir}", "data.evaluate_test=true", "train.num_steps=6"],
+        os.path.join(CONFIGS, "copying.py") + ":lstm,smoke", [f"data.data_dir={data_dir}"]
     )
-    result = run(config, str(tmp_path))
-    assert result["step"] == 6
-    assert np.isfinite(result["test_bits_per_token"]) and np.isfinite(result["eval_loss"])
-    # Every test character is counted once: 3 padded windows of 64 = 192 - 3 (no target).
-    meta = lib.data.info("shakespeare_char", data_dir)
-    start, stop = meta["split_ranges"]["test"]
-    assert result["test_count"] == ((stop - start - 1) // 64) * 64
-    for name in ("samples.txt", "curves.png", "metrics.jsonl", "checkpoints"):
-        assert os.path.exists(tmp_path / name), name
-    assert "ROMEO." in open(tmp_path / "samples.txt").read()
+    parts = bl.build(config)
+    batch = next(iter(parts["train_data"]))
+    assert batch["inputs"].shape == (8, 10)
+    np.testing.assert_array_equal(batch["mask"].sum(1), 3)
+    test = list(parts["test_data"]())
+    assert sum(int(b["mask"].sum()) for b in test) == 8 * 3  # 8 test sequences, 3 each
 
 
-@pytest.mark.slow
-def test_copying_smoke_from_the_command_line(data_dir, tmp_path):
+def test_shakespeare_smoke_from_the_command_line(data_dir, tmp_path):
+    """`launch.train` end to end (flags, overrides, train, evaluate, test, samples, files);
+    the only end-to-end run of the launcher in this file."""
     cmd = [
         sys.executable, "-m", "launch.train",
-        f"--config={os.path.join(CONFIGS, 'copying.py')}:lstm,smoke",
+        f"--config={os.path.join(CONFIGS, 'shakespeare.py')}:transformer,smoke",
         f"--workdir={tmp_path}", f"--config.data.data_dir={data_dir}",
+        "--config.data.evaluate_test=true", "--config.train.num_steps=6",
     ]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "test loss:" in out.stdout and "bits per token" in out.stdout
-    assert os.path.exists(tmp_path / "checkpoints" / "4")
+    assert "eval  (step 6)" in out.stdout
+    # Every test character is counted once: 3 padded windows of 64 = 192 - 3 (no target).
+    from lib.train.metrics import read_metrics
+
+    (test,) = read_metrics(str(tmp_path), "test")
+    meta = lib.data.info("shakespeare_char", data_dir)
+    start, stop = meta["split_ranges"]["test"]
+    assert np.isfinite(test["bits_per_token"])
+    assert test["count"] == ((stop - start - 1) // 64) * 64
+    for name in ("samples.txt", "curves.png", "metrics.jsonl", "checkpoints/6"):
+        assert os.path.exists(tmp_path / name), name
+    assert "ROMEO." in open(tmp_path / "samples.txt").read()
