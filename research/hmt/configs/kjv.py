@@ -3,12 +3,17 @@
   python -m lib.data prepare kjv_char        # needs the Debian package bible-kjv
   python -m launch.hmt --config=research/hmt/configs/kjv.py:all --workdir=workdirs/hmt
 
-`arg` is "<variant>[,smoke]" (also `austen` for austen_char, which needs r-cran-janeaustenr):
+`arg` is "<variant>[,smoke|,long][,austen]" (`austen`: austen_char, needs r-cran-janeaustenr;
+research/hmt/configs/austen.py is the same with `austen` set):
 - `segment`: the backbone alone, each 64-character segment read independently (no memory);
 - `sensory`: as `segment` plus the previous segment's last 16 embeddings (an ablation);
 - `hmt`: HMT, the same backbone and segment length, 16 sensory embeddings, recall over 4 memories;
 - `full`: the backbone with the whole 512-character context (an upper bound);
 - `all`: `launch/hmt.py` runs the four in turn (`launch.train` takes one variant).
+
+`long`: 3x the steps at a quarter of the step's cost: 1500 steps of 8 sequences x 4 segments
+(256 characters), 3.1M training characters (the default: 4.1M in 500 steps); what a 2-core
+CPU at load ~16 fits in ~25 minutes per corpus for hmt and segment (README "Longer runs").
 
 Backbone: 2 pre-norm rotary-attention blocks of width 64. Hardware: a shared 2-core CPU at
 load 10-17: 13-28 minutes per variant (500 steps), about 1.5 hours for `all`.
@@ -36,13 +41,15 @@ def get_config(arg: str = "hmt") -> ml_collections.ConfigDict:
     """The config for `arg` (e.g. "hmt", "segment,smoke", "all,austen")."""
     parts = [p for p in (arg or "hmt").split(",") if p]
     variants = [p for p in parts if p in VARIANTS]
-    unknown = [p for p in parts if p not in VARIANTS and p not in ("smoke", "austen")]
+    unknown = [p for p in parts if p not in VARIANTS and p not in ("smoke", "long", "austen")]
     if unknown or len(variants) > 1:
         raise ValueError(
-            f"config arg {arg!r}: expected one of {sorted(VARIANTS)}, optionally smoke, austen"
+            f"config arg {arg!r}: expected one of {sorted(VARIANTS)}, optionally smoke|long, austen"
         )
     variant = variants[0] if variants else "hmt"
     smoke = "smoke" in parts
+    if smoke and "long" in parts:
+        raise ValueError(f"config arg {arg!r}: smoke and long exclude each other")
 
     c = base_config()
     c.project = "hmt"
@@ -71,6 +78,14 @@ def get_config(arg: str = "hmt") -> ml_collections.ConfigDict:
     c.optimizer.warmup_steps = 50
     c.optimizer.weight_decay = 0.01
 
+    if "long" in parts:
+        c.data.num_segments = 4
+        c.data.batch_size = 8
+        c.train.num_steps = 1500
+        c.train.log_every = 100
+        c.optimizer.warmup_steps = 100
+        if variant == "full":
+            c.model.segment_len = SEGMENT_LEN * c.data.num_segments
     if smoke:
         c.model.dim = 16
         c.model.depth = 1
