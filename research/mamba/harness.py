@@ -2,8 +2,8 @@
 task batches from `lib.data`, `SequenceModel`s of any registered mixer matched in size, a
 jitted AdamW fit and masked evaluation.
 
-Synthetic tasks (selective copying, induction heads, MQAR) are drawn in memory from the
-`lib.data` builders' own `example` generators (the same examples `lib.data.prepare` would
+Synthetic tasks (selective copying, induction heads, MQAR, copying memory) are drawn in
+memory from the `lib.data` builders' own `example` generators (the same examples `lib.data.prepare` would
 store), so the experiments need no preparation step; Shakespeare comes from the prepared
 `shakespeare_char` set (`python -m lib.data prepare shakespeare_char`).
 """
@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 import lib.nn.all_mixers  # noqa: F401  (registers every mixer)
+from lib.data.copying import Copying
 from lib.data.synthetic import InductionHeads, Mqar, SelectiveCopying
 from lib.nn.sequence_model import SequenceModel
 from lib.train import losses
@@ -28,6 +29,7 @@ BUILDERS = {
     "selective_copying": SelectiveCopying,
     "induction_heads": InductionHeads,
     "mqar": Mqar,
+    "copying": Copying,
 }
 
 # Mixers that carry their own MLP-free block design in the papers (Mamba has no MLP).
@@ -38,7 +40,7 @@ def task_builder(name: str, **options):
     """The `lib.data` builder of a synthetic task, configured but not prepared.
 
     Args:
-      name: "selective_copying", "induction_heads" or "mqar".
+      name: "selective_copying", "induction_heads", "mqar" or "copying".
       **options: the builder's options (e.g. `seq_len=64`), see its `DEFAULTS`.
     """
     if name not in BUILDERS:

@@ -47,6 +47,7 @@ def run_synthetic(config) -> list[dict]:
         test = harness.synthetic_batches(builder, "test", config.batch_size, config.seed)
         out = harness.train_and_eval(model, train, {"test": test}, **_fit_kwargs(config))
         rows.append({"mixer": mixer, **out})
+        print(rows[-1], flush=True)  # long runs: each model's result as soon as it is known
     return rows
 
 
