@@ -64,11 +64,13 @@ def egru_cell(
     fire: Callable,
     gate_fn: Callable = jax.nn.sigmoid,
     cell_fn: Callable = jnp.tanh,
+    carry_fn: Callable[[EGRUState], EGRUState] | None = None,
 ) -> tuple[EGRUState, jax.Array]:
-    """One EGRU step from the projected input `xw_t = x_t W_ih + b_ih: [b, 3h]`.
+    """One EGRU step from the projected input `xw_t = x_t W_ih + b_ih: [b, 3h]`; `carry_fn`
+    (e.g. a quantizer; None: none) is applied to the new `EGRUState`.
 
     Returns:
-      `(new_state, y_t)` with the sparse output `y_t: [b, h]`.
+      `(new_state, y_t)` with the sparse output `y_t: [b, h]` (the carried `y`).
     """
     dtype = state.c.dtype
     hw = state.y @ w_hh.astype(dtype)
@@ -83,7 +85,10 @@ def egru_cell(
     thr = threshold.astype(dtype)
     e = fire(c - thr)
     y = e * c
-    return EGRUState(c - e * thr, y), y
+    state = EGRUState(c - e * thr, y)
+    if carry_fn is not None:
+        state = carry_fn(state)
+    return state, state.y
 
 
 def egru_step(state, x_t, w_ih, w_hh, b_ih, b_hh, threshold, *, surrogate=None, **acts):
@@ -107,6 +112,7 @@ def egru(
     surrogate: str | Callable | None = None,
     gate_fn: Callable = jax.nn.sigmoid,
     cell_fn: Callable = jnp.tanh,
+    carry_fn: Callable[[EGRUState], EGRUState] | None = None,
     method: str = "auto",
 ):
     """EGRU over axis 1.
@@ -120,6 +126,7 @@ def egru(
       surrogate: a `lib.ops.spiking.SURROGATES` name, a callable `x -> spikes`, or None for
         the EGRU paper's triangle (`alpha=1`, `gamma=0.7`).
       gate_fn, cell_fn: swappable gate and candidate nonlinearities.
+      carry_fn: applied to the `EGRUState` after every step (e.g. a fixed-point quantizer).
       method: "ref", "scan" or "auto".
 
     Returns:
@@ -146,8 +153,9 @@ def egru(
         initial_state = EGRUState(*(s.astype(dtype) for s in initial_state))
     fire = _fire(surrogate)
     cell = lambda s, xw_t: egru_cell(
-        s, xw_t, w_hh, b_hh, threshold, fire=fire, gate_fn=gate_fn, cell_fn=cell_fn
-    )
+        s, xw_t, w_hh, b_hh, threshold, fire=fire, gate_fn=gate_fn, cell_fn=cell_fn,
+        carry_fn=carry_fn,
+    )  # fmt: skip
     bias = 0 if b_ih is None else b_ih.astype(dtype)
     xs = jnp.swapaxes(x, 0, 1)
     if method == "ref":
