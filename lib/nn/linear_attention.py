@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from lib.nn.blocks import RMSNorm
 from lib.nn.quant import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
-from lib.ops import quant_rnn as quant_ops
+from lib.ops import quant_scan as quant_ops
 from lib.ops.attention import rotary_embedding
 from lib.ops.linear_attention import gla, gla_step
 from lib.ops.linear_attention_retention import retention, retention_step, retnet_decays
@@ -82,7 +82,7 @@ class GLA(nn.Module):
         (per token), every projection's kernel (weight spec) and the state `[b, h, dk, dv]`
         after every step (state spec, fixed grid of `[-r, r]`,
         `r = state_range or GLA_STATE_RANGE`). A quantized state runs the
-        recurrent form (`lib.ops.quant_rnn.gla_carry_quant`; method "auto" or "ref"); the
+        recurrent form (`lib.ops.quant_scan.gla_carry_quant`; method "auto" or "ref"); the
         chunked and kernel forms are refused.
     """
 
@@ -279,7 +279,7 @@ class RWKV6TimeMix(nn.Module):
         and the state `S [b, h, dk, dv]` after every step (state spec, fixed grid of
         `[-r, r]`, `r = state_range or RWKV6_STATE_RANGE`). The token-shift state holds the
         previous input after its per-token quantization (on the input grid, not the state's).
-        A quantized state runs the recurrent form (`lib.ops.quant_rnn.rwkv6_carry_quant`;
+        A quantized state runs the recurrent form (`lib.ops.quant_scan.rwkv6_carry_quant`;
         method "auto" or "ref"); "chunked" is refused.
     """
 

@@ -6,7 +6,7 @@ then `y_t = act(W_m vec(m_t) + W_x x_t)`. With no feedback from `y` into `u` the
 linear time-invariant system, so training runs it as a convolution (`lib.ops.lmu.lmu_memory`,
 FFT or direct) and decoding as the recurrence; both give the same outputs. With `quant=` a
 quantized memory is rounded after every step, which is no longer LTI: it runs as a sequential
-scan (`lib.ops.quant_rnn.lmu_memory_carry_quant`) in training and decoding alike.
+scan (`lib.ops.quant_scan.lmu_memory_carry_quant`) in training and decoding alike.
 """
 
 from collections.abc import Callable
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from lib.nn.quant import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops import lmu as lmu_ops
-from lib.ops import quant_rnn as quant_ops
+from lib.ops import quant_scan as quant_ops
 
 # Default fixed range of a quantized memory `m [b, memory_dim, order]`: the Legendre
 # coefficients of a window of `u` are bounded by a small multiple of `max |u|` (the first is

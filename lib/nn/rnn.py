@@ -10,7 +10,8 @@ plug in without touching the recurrence.
 Every cell takes `quant=`: None (float, the default, unchanged), a `lib.nn.quant.QuantConfig`
 or an int (that many bits everywhere). It fake-quantizes the weights, the inputs (per token),
 the gate and candidate activations, and the recurrent carry after every step, in the full
-call and in `step` alike (`lib.ops.quant_rnn`), so step-by-step equals the full sequence and
+call and in `step` alike (the float ops' `gate_fn`, `cell_fn` and `carry_fn` hooks;
+`lib.ops.quant_rnn` for minGRU/minLSTM), so step-by-step equals the full sequence and
 the returned state lies on the carry's grid. The parameters are the float model's (a trained
 float checkpoint loads unchanged; gradients pass straight through: QAT). A quantized carry
 makes minGRU/minLSTM nonlinear in `h`: their `method="auto"` then runs the sequential form
@@ -68,19 +69,20 @@ class _Cell(nn.Module):
         use = self.out_proj if self.out_proj is not None else self.hidden != self.dim
         return self._dense(self.dim, "out_proj") if use else (lambda y: y)
 
-    def _quant_acts(self, acts: dict) -> dict:
-        """The gate/candidate nonlinearities followed by the gate grid (sigmoid-like gates on
-        [0, 1], tanh-like candidates on [-1, 1])."""
+    def _cell_args(self, x, acts: dict, make_carry):
+        """`(x, w_ih, w_hh, acts)` for the ops' gated cells: the float ones without `quant`;
+        with it the inputs (per token) and weights fake-quantized, the gate/candidate
+        nonlinearities followed by the gate grid (sigmoid-like gates on [0, 1], tanh-like
+        candidates on [-1, 1]) and, for a quantized state, `carry_fn` quantizing every field
+        of the carry (`make_carry(state, fn)`; the state grid of [-1, 1] by default)."""
         q = self._q
-        return dict(acts, gate_fn=q.gate_fn(acts["gate_fn"]), cell_fn=q.cell_fn(acts["cell_fn"]))
-
-    def _carry_fn(self, make_state, default_range: float = 1.0) -> dict:
-        """`{"carry_fn": ...}` quantizing every field of the carry (or {} for a float carry)."""
-        fn = self._q.state_fn(default_range)
-        return {} if fn is None else {"carry_fn": lambda s: make_state(s, fn)}
-
-    def _quant_weights(self, *ws):
-        return tuple(self._q.weights(w) for w in ws)
+        if q is None:
+            return x, self.w_ih, self.w_hh, acts
+        acts = dict(acts, gate_fn=q.gate_fn(acts["gate_fn"]), cell_fn=q.cell_fn(acts["cell_fn"]))
+        fn = q.state_fn(1.0)
+        if fn is not None:
+            acts["carry_fn"] = lambda s: make_carry(s, fn)
+        return q.inputs(x), q.weights(self.w_ih), q.weights(self.w_hh), acts
 
     def _gate_params(self, gates: int, bias_init=nn.initializers.zeros):
         """PyTorch-style `U(-1/sqrt(h), 1/sqrt(h))` weights; `w_ih: [dim, gh]`, `w_hh: [h, gh]`."""
@@ -125,19 +127,12 @@ class LSTM(_Cell):
 
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `LSTMState` when `return_state`)."""
-        if self._q is None:
-            h, final = rnn_ops.lstm(
-                x_BxLxD, self.w_ih, self.w_hh, self.b, initial_state=state,
-                return_final_state=True, method=self.method, **self._acts(),
-            )  # fmt: skip
-        else:
-            h, final = quant_ops.lstm_carry_quant(
-                self._q.inputs(x_BxLxD), *self._quant_weights(self.w_ih, self.w_hh), self.b,
-                initial_state=state, return_final_state=True, method=self.method,
-                **self._quant_acts(self._acts()), **self._carry_fn(self._lstm_carry),
-            )  # fmt: skip
-            h = h.astype(x_BxLxD.dtype)
-        y = self.readout(h)
+        x, w_ih, w_hh, acts = self._cell_args(x_BxLxD, self._acts(), self._lstm_carry)
+        h, final = rnn_ops.lstm(
+            x, w_ih, w_hh, self.b, initial_state=state, return_final_state=True,
+            method=self.method, **acts,
+        )  # fmt: skip
+        y = self.readout(h.astype(x_BxLxD.dtype))
         return (y, final) if return_state else y
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
@@ -147,14 +142,14 @@ class LSTM(_Cell):
 
     def step(self, state, x_BxD):
         """One token: `(LSTMState, [b, dim]) -> (LSTMState, [b, dim])`."""
-        if self._q is None:
-            state, h = rnn_ops.lstm_step(state, x_BxD, self.w_ih, self.w_hh, self.b, **self._acts())
-        else:
-            state, h = quant_ops.lstm_carry_quant_step(
-                state, self._q.inputs(x_BxD), *self._quant_weights(self.w_ih, self.w_hh),
-                self.b, **self._quant_acts(self._acts()), **self._carry_fn(self._lstm_carry),
-            )  # fmt: skip
+        x, w_ih, w_hh, acts = self._cell_args(x_BxD, self._acts(), self._lstm_carry)
+        state, h = rnn_ops.lstm_step(state, x, w_ih, w_hh, self.b, **acts)
         return state, self.readout(h.astype(x_BxD.dtype))
+
+
+def _gru_carry(h, fn):
+    """The GRU carry `h` on the state grid."""
+    return fn(h)
 
 
 @register_mixer("gru")
@@ -177,20 +172,12 @@ class GRU(_Cell):
 
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `h` when `return_state`)."""
-        if self._q is None:
-            h, final = rnn_ops.gru(
-                x_BxLxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, initial_state=state,
-                return_final_state=True, method=self.method, **self._acts(),
-            )  # fmt: skip
-        else:
-            h, final = quant_ops.gru_carry_quant(
-                self._q.inputs(x_BxLxD), *self._quant_weights(self.w_ih, self.w_hh),
-                self.b_ih, self.b_hh, initial_state=state, return_final_state=True,
-                method=self.method, **self._quant_acts(self._acts()),
-                **self._carry_fn(lambda h, fn: fn(h)),
-            )  # fmt: skip
-            h = h.astype(x_BxLxD.dtype)
-        y = self.readout(h)
+        x, w_ih, w_hh, acts = self._cell_args(x_BxLxD, self._acts(), _gru_carry)
+        h, final = rnn_ops.gru(
+            x, w_ih, w_hh, self.b_ih, self.b_hh, initial_state=state, return_final_state=True,
+            method=self.method, **acts,
+        )  # fmt: skip
+        y = self.readout(h.astype(x_BxLxD.dtype))
         return (y, final) if return_state else y
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
@@ -199,16 +186,8 @@ class GRU(_Cell):
 
     def step(self, state, x_BxD):
         """One token: `(h, [b, dim]) -> (h, [b, dim])`."""
-        if self._q is None:
-            state, h = rnn_ops.gru_step(
-                state, x_BxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, **self._acts()
-            )
-        else:
-            state, h = quant_ops.gru_carry_quant_step(
-                state, self._q.inputs(x_BxD), *self._quant_weights(self.w_ih, self.w_hh),
-                self.b_ih, self.b_hh, **self._quant_acts(self._acts()),
-                **self._carry_fn(lambda h, fn: fn(h)),
-            )  # fmt: skip
+        x, w_ih, w_hh, acts = self._cell_args(x_BxD, self._acts(), _gru_carry)
+        state, h = rnn_ops.gru_step(state, x, w_ih, w_hh, self.b_ih, self.b_hh, **acts)
         return state, self.readout(h.astype(x_BxD.dtype))
 
 
@@ -358,19 +337,12 @@ class EGRU(_Cell):
 
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `EGRUState` when `return_state`)."""
-        if self._q is None:
-            y, final = egru_ops.egru(
-                x_BxLxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self._thr(),
-                initial_state=state, return_final_state=True, method=self.method, **self._kw(),
-            )  # fmt: skip
-        else:
-            y, final = quant_ops.egru_carry_quant(
-                self._q.inputs(x_BxLxD), *self._quant_weights(self.w_ih, self.w_hh),
-                self.b_ih, self.b_hh, self._thr(), initial_state=state,
-                return_final_state=True, method=self.method,
-                **self._quant_acts(self._kw()), **self._carry_fn(_egru_carry),
-            )  # fmt: skip
-            y = y.astype(x_BxLxD.dtype)
+        x, w_ih, w_hh, kw = self._cell_args(x_BxLxD, self._kw(), _egru_carry)
+        y, final = egru_ops.egru(
+            x, w_ih, w_hh, self.b_ih, self.b_hh, self._thr(), initial_state=state,
+            return_final_state=True, method=self.method, **kw,
+        )  # fmt: skip
+        y = y.astype(x_BxLxD.dtype)
         self.sow("intermediates", "activity_sparsity", egru_ops.activity_sparsity(y))
         out = self.readout(y)
         return (out, final) if return_state else out
@@ -383,15 +355,6 @@ class EGRU(_Cell):
 
     def step(self, state, x_BxD):
         """One token: `(EGRUState, [b, dim]) -> (EGRUState, [b, dim])`."""
-        if self._q is None:
-            state, y = egru_ops.egru_step(
-                state, x_BxD, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self._thr(),
-                **self._kw(),
-            )  # fmt: skip
-        else:
-            state, y = quant_ops.egru_carry_quant_step(
-                state, self._q.inputs(x_BxD), *self._quant_weights(self.w_ih, self.w_hh),
-                self.b_ih, self.b_hh, self._thr(), **self._quant_acts(self._kw()),
-                **self._carry_fn(_egru_carry),
-            )  # fmt: skip
+        x, w_ih, w_hh, kw = self._cell_args(x_BxD, self._kw(), _egru_carry)
+        state, y = egru_ops.egru_step(state, x, w_ih, w_hh, self.b_ih, self.b_hh, self._thr(), **kw)
         return state, self.readout(y.astype(x_BxD.dtype))

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from lib.nn.quant import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops import conv as conv_ops
-from lib.ops import quant_rnn as quant_ops
+from lib.ops import quant_scan as quant_ops
 from lib.ops import ssd as ssd_ops
 from lib.ops import ssm as ssm_ops
 
@@ -71,7 +71,7 @@ class Mamba(nn.Module):
         (weight spec), and the SSM state `[b, d_inner, n]` after every step (state spec,
         fixed grid of `[-r, r]`, `r = state_range or MAMBA_STATE_RANGE`). `A`, `D` and the dt
         bias stay float. A quantized state makes the scan nonlinear: `method="auto"` then runs
-        the sequential `lib.ops.quant_rnn.selective_scan_carry_quant`, "scan" too; the
+        the sequential `lib.ops.quant_scan.selective_scan_carry_quant`, "scan" too; the
         parallel and kernel forms are refused.
     """
 
@@ -228,7 +228,7 @@ class Mamba2(nn.Module):
       quant: as `Mamba`'s (the block's input, the two projections' kernels and the conv taps;
         the state `[b, heads, p, n]` after every step on the fixed grid of `[-r, r]`,
         `r = state_range or MAMBA_STATE_RANGE`). A quantized state runs SSD's recurrence as
-        `lib.ops.quant_rnn.gla_carry_quant` (q = C, k = B, v = dt x, g = dt A, scale 1);
+        `lib.ops.quant_scan.gla_carry_quant` (q = C, k = B, v = dt x, g = dt A, scale 1);
         method "auto" or "scan", "chunked" is refused.
     """
 

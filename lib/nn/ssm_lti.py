@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from lib.nn.quant import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops import conv as conv_ops
-from lib.ops import quant_rnn as quant_ops
+from lib.ops import quant_scan as quant_ops
 from lib.ops import ssm_lti as ops
 from lib.ops.scan import linear_recurrence
 
@@ -63,8 +63,46 @@ def _complex_carry_fn(q: QuantConfig, default_range: float):
     return lambda h: (fn(jnp.real(h)) + 1j * fn(jnp.imag(h))).astype(jnp.complex64)
 
 
+def _quant_prologue(quant, x_BxLxD, ssm: dict, default_range: float):
+    """What `quant` does before a diagonal SSM (S4D, S5, LRU) runs: `(u, ssm, carry_fn)`.
+
+    `u` is the input fake-quantized per token, `ssm` the parameter dict with `B` and `C`
+    fake-quantized per row (`B: [states, features]` and `C: [features, states]` are the
+    transposed Dense kernels, so a per-column weight spec is per row here; real and imaginary
+    parts apart), `carry_fn` the complex state quantizer on the fixed grid of
+    `[-r, r]`, `r = state_range or default_range` (None: float state). `quant=None` returns
+    the inputs unchanged and no quantizer."""
+    q = as_quant_config(quant)
+    if q is None:
+        return x_BxLxD, ssm, None
+    ssm = dict(ssm, B=_fq_rows(q, ssm["B"]), C=_fq_rows(q, ssm["C"]))
+    return q.inputs(x_BxLxD), ssm, _complex_carry_fn(q, default_range)
+
+
+class _DiagSSM(_Recurrent):
+    """S4D and S5: a discretized diagonal SSM, float or under `quant`."""
+
+    def _diag_ssm(self, x_BxLxD, state, float_op, carry_scan, default_range: float):
+        """`(y, final h)`: `float_op` (the `lib.ops.ssm_lti` form) for a float state, else
+        `carry_scan` (sequential, the state rounded after every step; only "auto"/"scan"),
+        on the inputs and `B`, `C` that `quant` gives (see `_quant_prologue`)."""
+        h0 = None if state is None else state.h
+        u, ssm, carry_fn = _quant_prologue(self.quant, x_BxLxD, self._ssm(), default_range)
+        if carry_fn is None:
+            return float_op(
+                u, **ssm, discretization=self.discretization, initial_state=h0,
+                return_final_state=True, method=self.method,
+            )  # fmt: skip
+        check_carry_quant_method(self.method, "scan", type(self).__name__)
+        lam, log_dt = ssm["Lambda"], ssm["log_dt"]
+        # S4D: one step per channel `[d]`, shared by its modes `[d, n]`; S5: one per state
+        dt = jnp.exp(log_dt).reshape(log_dt.shape + (1,) * (lam.ndim - log_dt.ndim))
+        lam_bar, b_bar = ops.discretize(lam, ssm["B"], dt, self.discretization)
+        return carry_scan(u, lam_bar, b_bar, ssm["C"], ssm["D"], h0, carry_fn)
+
+
 @register_mixer("s4d")
-class S4D(_Recurrent):
+class S4D(_DiagSSM):
     """S4D layer: per-channel diagonal SSM (n complex modes), GELU, then a Dense mix.
 
     Attributes:
@@ -113,33 +151,7 @@ class S4D(_Recurrent):
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, dim, n] complex64)`."""
-        h0 = None if state is None else state.h
-        q = as_quant_config(self.quant)
-        ssm = self._ssm()
-        if q is None:
-            u = x_BxLxD
-        else:
-            u = q.inputs(x_BxLxD)
-            ssm = dict(ssm, B=_fq_rows(q, ssm["B"]), C=_fq_rows(q, ssm["C"]))  # per channel
-        carry_fn = None if q is None else _complex_carry_fn(q, S4D_STATE_RANGE)
-        if carry_fn is None:
-            y, h = ops.ssm_s4d(
-                u, **ssm, discretization=self.discretization, initial_state=h0,
-                return_final_state=True, method=self.method,
-            )  # fmt: skip
-        else:
-            check_carry_quant_method(self.method, "scan", "S4D")
-            lam_bar, b_bar = ops.discretize(
-                ssm["Lambda"], ssm["B"], jnp.exp(ssm["log_dt"])[:, None], self.discretization
-            )
-            b, _, d = u.shape
-            h0 = jnp.zeros((b, d, self.state_dim), jnp.complex64) if h0 is None else h0
-            hs, h = quant_ops.linear_recurrence_carry_quant(
-                lam_bar, u[..., None] * b_bar, h0.astype(jnp.complex64), carry_fn,
-                return_final_state=True,
-            )  # fmt: skip
-            y = jnp.real(jnp.einsum("bldn,dn->bld", hs, ssm["C"].astype(jnp.complex64)))
-            y = y + u * ssm["D"]
+        y, h = self._diag_ssm(x_BxLxD, state, ops.ssm_s4d, _s4d_carry_quant, S4D_STATE_RANGE)
         out = self.out(jax.nn.gelu(y.astype(x_BxLxD.dtype)))
         return (out, ops.DiagState(h)) if return_state else out
 
@@ -155,7 +167,7 @@ class S4D(_Recurrent):
 
 
 @register_mixer("s5")
-class S5(_Recurrent):
+class S5(_DiagSSM):
     """S5 layer: one MIMO diagonal SSM with p states, initialised from HiPPO-LegS's normal part.
 
     Attributes:
@@ -207,26 +219,7 @@ class S5(_Recurrent):
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, p] complex64)`."""
-        h0 = None if state is None else state.h
-        q = as_quant_config(self.quant)
-        ssm = self._ssm()
-        if q is None:
-            u = x_BxLxD
-        else:
-            u = q.inputs(x_BxLxD)
-            ssm = dict(ssm, B=_fq_rows(q, ssm["B"]), C=_fq_rows(q, ssm["C"]))
-        carry_fn = None if q is None else _complex_carry_fn(q, S5_STATE_RANGE)
-        if carry_fn is None:
-            y, h = ops.ssm_s5(
-                u, **ssm, discretization=self.discretization, initial_state=h0,
-                return_final_state=True, method=self.method,
-            )  # fmt: skip
-        else:
-            check_carry_quant_method(self.method, "scan", "S5")
-            lam_bar, b_bar = ops.discretize(
-                ssm["Lambda"], ssm["B"], jnp.exp(ssm["log_dt"]), self.discretization
-            )
-            y, h = _mimo_carry_quant(u, lam_bar, b_bar, ssm["C"], ssm["D"], h0, carry_fn)
+        y, h = self._diag_ssm(x_BxLxD, state, ops.ssm_s5, _mimo_carry_quant, S5_STATE_RANGE)
         y = y.astype(x_BxLxD.dtype)
         return (y, ops.DiagState(h)) if return_state else y
 
@@ -290,15 +283,10 @@ class LRU(_Recurrent):
 
     def _quantized(self, x_BxLxD, h0):
         """The LRU with `quant` (see the class docstring): `(y [b, l, h], final h [b, p])`."""
-        q = as_quant_config(self.quant)
-        ssm = self._ssm()
-        # B: [p, h] maps features to states, C: [h, p] states to features; as Dense kernels
-        # ([in, out]) they are B^T and C^T, so a per-column weight spec is per output row here.
-        B, C = _fq_rows(q, ssm["B"]), _fq_rows(q, ssm["C"])
-        u = q.inputs(x_BxLxD)
+        u, ssm, carry_fn = _quant_prologue(self.quant, x_BxLxD, self._ssm(), LRU_STATE_RANGE)
+        B, C = ssm["B"], ssm["C"]
         lam = ops.lru_lambda(ssm["nu_log"], ssm["theta_log"])
         b_bar = jnp.exp(ssm["gamma_log"])[:, None] * B
-        carry_fn = _complex_carry_fn(q, LRU_STATE_RANGE)
         if carry_fn is None:  # float state: the parallel forms still apply
             bu = jnp.einsum("blh,ph->blp", u.astype(jnp.complex64), b_bar)
             if h0 is None:
@@ -312,6 +300,18 @@ class LRU(_Recurrent):
 
     def init_state(self, batch_size, dtype=jnp.float32):
         return ops.DiagState(jnp.zeros((batch_size, self.state_dim), jnp.complex64))
+
+
+def _s4d_carry_quant(u, lam_bar, b_bar, C, D, h0, carry_fn):
+    """S4D (per-channel modes `[d, n]`) with `carry_fn` on the state after every step:
+    `(y [b, l, d], final h [b, d, n])`."""
+    b, _, d = u.shape
+    h0 = jnp.zeros((b, d, lam_bar.shape[-1]), jnp.complex64) if h0 is None else h0
+    hs, last = quant_ops.linear_recurrence_carry_quant(
+        lam_bar, u[..., None] * b_bar, h0.astype(jnp.complex64), carry_fn, return_final_state=True
+    )
+    y = jnp.real(jnp.einsum("bldn,dn->bld", hs, C.astype(jnp.complex64))) + u * D
+    return y, last
 
 
 def _mimo_carry_quant(u, lam_bar, b_bar, C, D, h0, carry_fn):

@@ -12,8 +12,10 @@ Forms: `method="ref"` is the definition (input projection inside the `lax.scan`)
 matmul, leaving only the `h W_hh` matmul in the recurrence ("auto" picks it). The cell
 functions (`lstm_cell`, `gru_cell`) take the already-projected input and accept the gate and
 candidate nonlinearities as arguments, so quantized or crossbar-emulated activations (paper 72)
-can be swapped in without rewriting the recurrence. Carries are kept in at least float32;
-outputs come back in the input dtype.
+can be swapped in without rewriting the recurrence, and an optional `carry_fn` applied to the
+new carry after every step (a fixed-point state: `lib.nn.rnn`'s `quant=`); the full forms and
+the step forms apply it alike, so step-by-step equals the full sequence. Carries are kept in
+at least float32; outputs come back in the input dtype.
 """
 
 from collections.abc import Callable
@@ -61,6 +63,7 @@ def lstm_cell(
     gate_fn: Act = jax.nn.sigmoid,
     cell_fn: Act = jnp.tanh,
     out_fn: Act | None = None,
+    carry_fn: Callable[[LSTMState], LSTMState] | None = None,
 ) -> tuple[LSTMState, jax.Array]:
     """One LSTM step from the projected input `xw_t = x_t W_ih + b: [b, 4h]`.
 
@@ -71,16 +74,18 @@ def lstm_cell(
       gate_fn: nonlinearity of the gates `i, f, o` (sigmoid).
       cell_fn: nonlinearity of the candidate `g` (tanh).
       out_fn: nonlinearity applied to `c_t` for the output; defaults to `cell_fn`.
+      carry_fn: applied to the new `LSTMState` (e.g. a quantizer); None: none.
 
     Returns:
-      `(new_state, h_t)` with `h_t: [b, h]`.
+      `(new_state, h_t)` with `h_t: [b, h]` (the carried `h`, after `carry_fn`).
     """
     out_fn = cell_fn if out_fn is None else out_fn
     z = xw_t.astype(state.h.dtype) + state.h @ w_hh.astype(state.h.dtype)
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = gate_fn(f) * state.c + gate_fn(i) * cell_fn(g)
     h = gate_fn(o) * out_fn(c)
-    return LSTMState(h, c), h
+    state = LSTMState(h, c) if carry_fn is None else carry_fn(LSTMState(h, c))
+    return state, state.h
 
 
 def gru_cell(
@@ -91,6 +96,7 @@ def gru_cell(
     *,
     gate_fn: Act = jax.nn.sigmoid,
     cell_fn: Act = jnp.tanh,
+    carry_fn: Act | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """One GRU step from the projected input `xw_t = x_t W_ih + b_ih: [b, 3h]`.
 
@@ -99,6 +105,7 @@ def gru_cell(
       xw_t: input contribution to `r, z, n`, `[b, 3h]`.
       w_hh: recurrent weights `[h, 3h]`; `b_hh: [3h]` recurrent bias (inside `r * (.)`).
       gate_fn, cell_fn: nonlinearities of the gates `r, z` and of the candidate `n`.
+      carry_fn: applied to the new `h` (e.g. a quantizer); None: none.
 
     Returns:
       `(h_t, h_t)`, both `[b, h]`.
@@ -112,6 +119,8 @@ def gru_cell(
     z = gate_fn(xz + hz)
     n = cell_fn(xn + r * hn)
     h = (1.0 - z) * n + z * h_prev
+    if carry_fn is not None:
+        h = carry_fn(h)
     return h, h
 
 
@@ -134,15 +143,23 @@ def _project(x, w_ih, b, dtype):
     return xw if b is None else xw + b.astype(dtype)
 
 
-def _run(cell, carry, xs, unroll_proj):
-    """Scan `cell` over axis 1 of `xs` (time-major inside), optionally projecting per step."""
-    step = (lambda c, x_t: cell(c, unroll_proj(x_t))) if unroll_proj else cell
+def _scan_cell(cell, carry, x, w_ih, b, method, dtype):
+    """`cell(carry, xw_t)` scanned over axis 1 of `x: [b, l, d_in]`: `(final carry, ys)`.
+
+    "ref" projects `xw_t = x_t W_ih + b` inside the loop (the step form, scanned); "scan"
+    hoists the projection out of it (one matmul for every step)."""
+    if method == "ref":
+        proj = lambda x_t: x_t.astype(dtype) @ w_ih.astype(dtype) + (0 if b is None else b)
+        step, xs = (lambda c, x_t: cell(c, proj(x_t))), x
+    else:
+        step, xs = cell, _project(x, w_ih, b, dtype)
     carry, ys = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1))
     return carry, jnp.swapaxes(ys, 0, 1)
 
 
 def lstm_step(state, x_t, w_ih, w_hh, b=None, **acts):
-    """Streaming LSTM: `(state, x_t: [b, d_in]) -> (state, h_t: [b, h])` (see `lstm_cell`)."""
+    """Streaming LSTM: `(state, x_t: [b, d_in]) -> (state, h_t: [b, h])`; `acts` are
+    `lstm_cell`'s keywords (`gate_fn`, `cell_fn`, `out_fn`, `carry_fn`)."""
     dtype = state.h.dtype
     xw = x_t.astype(dtype) @ w_ih.astype(dtype)
     if b is not None:
@@ -151,7 +168,8 @@ def lstm_step(state, x_t, w_ih, w_hh, b=None, **acts):
 
 
 def gru_step(h, x_t, w_ih, w_hh, b_ih=None, b_hh=None, **acts):
-    """Streaming GRU: `(h: [b, h], x_t: [b, d_in]) -> (h, h_t)` (see `gru_cell`)."""
+    """Streaming GRU: `(h: [b, h], x_t: [b, d_in]) -> (h, h_t)`; `acts` are `gru_cell`'s
+    keywords (`gate_fn`, `cell_fn`, `carry_fn`)."""
     xw = x_t.astype(h.dtype) @ w_ih.astype(h.dtype)
     if b_ih is not None:
         xw = xw + b_ih.astype(h.dtype)
@@ -169,6 +187,7 @@ def lstm(
     gate_fn: Act = jax.nn.sigmoid,
     cell_fn: Act = jnp.tanh,
     out_fn: Act | None = None,
+    carry_fn: Callable[[LSTMState], LSTMState] | None = None,
     method: str = "auto",
 ):
     """LSTM over axis 1.
@@ -179,6 +198,7 @@ def lstm(
       initial_state: `LSTMState(h, c)` with `[b, h]` arrays; zeros when None.
       return_final_state: also return the final `LSTMState`.
       gate_fn, cell_fn, out_fn: swappable nonlinearities (see `lstm_cell`).
+      carry_fn: applied to the carry after every step (e.g. a fixed-point quantizer).
       method: "ref" (projection inside the scan), "scan" (hoisted projection), "auto".
 
     Returns:
@@ -195,13 +215,9 @@ def lstm(
         check_shape("initial_state.h", initial_state.h, (bsz, hidden))
         check_shape("initial_state.c", initial_state.c, (bsz, hidden))
         initial_state = LSTMState(*(s.astype(dtype) for s in initial_state))
-    acts = dict(gate_fn=gate_fn, cell_fn=cell_fn, out_fn=out_fn)
+    acts = dict(gate_fn=gate_fn, cell_fn=cell_fn, out_fn=out_fn, carry_fn=carry_fn)
     cell = lambda s, xw_t: lstm_cell(s, xw_t, w_hh, **acts)
-    if method == "ref":
-        proj = lambda x_t: x_t.astype(dtype) @ w_ih.astype(dtype) + (0 if b is None else b)
-        final, h = _run(cell, initial_state, x, proj)
-    else:
-        final, h = _run(cell, initial_state, _project(x, w_ih, b, dtype), None)
+    final, h = _scan_cell(cell, initial_state, x, w_ih, b, method, dtype)
     h = h.astype(x.dtype)
     return (h, final) if return_final_state else h
 
@@ -217,6 +233,7 @@ def gru(
     return_final_state: bool = False,
     gate_fn: Act = jax.nn.sigmoid,
     cell_fn: Act = jnp.tanh,
+    carry_fn: Act | None = None,
     method: str = "auto",
 ):
     """GRU over axis 1.
@@ -228,6 +245,7 @@ def gru(
       initial_state: `h0: [b, h]`; zeros when None.
       return_final_state: also return the final `h: [b, h]`.
       gate_fn, cell_fn: swappable nonlinearities (see `gru_cell`).
+      carry_fn: applied to `h` after every step (e.g. a fixed-point quantizer).
       method: "ref" (projection inside the scan), "scan" (hoisted projection), "auto".
 
     Returns:
@@ -242,12 +260,9 @@ def gru(
     else:
         check_shape("initial_state", initial_state, (bsz, hidden))
         h0 = initial_state.astype(dtype)
-    cell = lambda h, xw_t: gru_cell(h, xw_t, w_hh, b_hh, gate_fn=gate_fn, cell_fn=cell_fn)
-    if method == "ref":
-        proj = lambda x_t: x_t.astype(dtype) @ w_ih.astype(dtype) + (0 if b_ih is None else b_ih)
-        final, h = _run(cell, h0, x, proj)
-    else:
-        final, h = _run(cell, h0, _project(x, w_ih, b_ih, dtype), None)
+    acts = dict(gate_fn=gate_fn, cell_fn=cell_fn, carry_fn=carry_fn)
+    cell = lambda h, xw_t: gru_cell(h, xw_t, w_hh, b_hh, **acts)
+    final, h = _scan_cell(cell, h0, x, w_ih, b_ih, method, dtype)
     h = h.astype(x.dtype)
     return (h, final) if return_final_state else h
 

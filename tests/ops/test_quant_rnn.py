@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lib.ops import rnn
 from lib.ops.quant_rnn import quantized_gru, quantized_lstm
 from lib.ops.rnn import LSTMState, gru, lstm
 
@@ -67,37 +68,78 @@ def test_quantized_lstm_state_is_on_grid_and_resumable():
     hs, fin = quantized_lstm(x, w_ih, w_hh, b, return_final_state=True, **kw)
     np.testing.assert_allclose(hs * 7, jnp.round(hs * 7), atol=1e-5)  # h on k/7
     np.testing.assert_allclose(fin.c * 7 / 4, jnp.round(fin.c * 7 / 4), atol=1e-5)
-    h1, s1 = quantized_lstm(x[:, :9], w_ih, w_hh, b, return_final_state=True, **kw)
-    h2 = quantized_lstm(x[:, 9:], w_ih, w_hh, b, initial_state=LSTMState(*s1), **kw)
+    # both halves with an explicit initial state: one compile serves them
+    z = jnp.zeros((1, h))
+    half = lambda xs, s: quantized_lstm(
+        xs, w_ih, w_hh, b, initial_state=s, return_final_state=True, **kw
+    )
+    h1, s1 = half(x[:, :9], LSTMState(z, z))
+    h2, _ = half(x[:, 9:], LSTMState(*s1))
     np.testing.assert_allclose(jnp.concatenate([h1, h2], 1), hs, atol=1e-6)
     g = jax.grad(lambda w: jnp.sum(quantized_lstm(x[:, :9], w, w_hh, b, weight_bits=4)))(w_ih)
     assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).sum()) > 0
 
 
-def test_carry_quant_scans_with_identity_quantizers_are_the_float_ops():
-    """The shared carry-quantized scans, with no quantizer, are the float cells (both forms)."""
-    from lib.ops import quant_rnn as q
-    from lib.ops import rnn_egru, rnn_min
+def test_carry_fn_hook_rounds_the_full_and_step_forms_alike():
+    """The float cells' `carry_fn` hook (the quantized carry of `lib.nn.rnn`): the full forms
+    (LSTM's "ref", GRU's and EGRU's hoisted "scan") and the step forms round the carry alike,
+    and the carry ends on the grid."""
+    from lib.ops import rnn_egru
 
     d_in, h = 5, 6
     x = jax.random.normal(jax.random.PRNGKey(5), (2, 9, d_in))
-    lw = _weights(6, d_in, h, 4)
-    gw = _weights(7, d_in, h, 3)
+    lw, gw = _weights(6, d_in, h, 4), _weights(7, d_in, h, 3)
     thr = jnp.full((h,), 0.1)
-    k = jax.random.normal(jax.random.PRNGKey(8), (3, 2, 9, h))
+    grid = lambda v: jnp.round(v * 16) / 16  # the carry on k/16
+    lstm_fn = lambda s: LSTMState(grid(s.h), grid(s.c))
+    egru_fn = lambda s: rnn_egru.EGRUState(grid(s.c), grid(s.y))
+
+    def by_steps(step, s0):
+        final, y = jax.lax.scan(step, s0, jnp.swapaxes(x, 0, 1))
+        return jnp.swapaxes(y, 0, 1), final
+
+    @jax.jit
+    def run():
+        z = jnp.zeros((2, h))
+        return {
+            "lstm": (
+                lstm(x, *lw, carry_fn=lstm_fn, method="ref", return_final_state=True),
+                by_steps(
+                    lambda s, x_t: rnn.lstm_step(s, x_t, *lw, carry_fn=lstm_fn), LSTMState(z, z)
+                ),
+            ),
+            "gru": (
+                gru(x, *gw, gw[2], carry_fn=grid, return_final_state=True),
+                by_steps(lambda s, x_t: rnn.gru_step(s, x_t, *gw, gw[2], carry_fn=grid), z),
+            ),
+            "egru": (
+                rnn_egru.egru(x, *gw, gw[2], thr, carry_fn=egru_fn, return_final_state=True),
+                by_steps(
+                    lambda s, x_t: rnn_egru.egru_step(s, x_t, *gw, gw[2], thr, carry_fn=egru_fn),
+                    rnn_egru.egru_init_state(2, h),
+                ),
+            ),
+        }
+
+    for key, (got, want) in run().items():
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, atol=1e-6, err_msg=key)
+            np.testing.assert_allclose(a * 16, jnp.round(a * 16), atol=1e-4, err_msg=key)
+        assert float(jnp.max(jnp.abs(got[0]))) > 0, key
+
+
+def test_min_carry_quant_with_identity_quantizers_is_the_float_op():
+    """minGRU/minLSTM with a quantized carry (linear-space gates), given no quantizer, are the
+    float ops (both minGRU forms), and the methods a quantized carry cannot run are refused."""
+    from lib.ops import quant_rnn as q
+    from lib.ops import rnn_min
+
+    k = jax.random.normal(jax.random.PRNGKey(8), (3, 2, 9, 6))
     ht = rnn_min.g(k[2])
 
     @jax.jit
-    def run():  # the two LSTM forms, the two minGRU forms (sequential, parallel), one each else
-        ref_lstm = lstm(x, *lw)
+    def run():
         return {
-            "lstm ref": (q.lstm_carry_quant(x, *lw, method="ref"), ref_lstm),
-            "lstm scan": (q.lstm_carry_quant(x, *lw, method="scan"), ref_lstm),
-            "gru": (q.gru_carry_quant(x, *gw, gw[2]), gru(x, *gw, gw[2])),
-            "egru": (
-                q.egru_carry_quant(x, *gw, gw[2], thr, method="ref"),
-                rnn_egru.egru(x, *gw, gw[2], thr),
-            ),
             "min_gru ref": (
                 q.min_gru_carry_quant(k[0], ht, method="ref"),
                 rnn_min.min_gru_ref(k[0], ht),
