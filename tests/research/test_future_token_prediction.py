@@ -85,11 +85,11 @@ def test_embedding_statistics_agrees_and_random_pairs_are_uncorrelated():
 
 def _sensitivity(model, params, onehot_LxV):
     """|d (logits[t, j] . r) / d onehot[s, :]| summed over the one-hot axis, for a random
-    `r` over the vocabulary: `[L, N, L]`."""
+    `r` over the vocabulary: `[L, N, L]` (traced: call inside `jit`)."""
     r = jax.random.normal(jax.random.key(7), (onehot_LxV.shape[-1],))
     f = lambda x: model.apply(params, x[None])[0] @ r  # [L, N]
-    jac = jax.jit(jax.jacrev(f))(onehot_LxV)  # [L, N, L, V]
-    return np.abs(np.asarray(jac)).sum(axis=-1)
+    jac = jax.jacrev(f)(onehot_LxV)  # [L, N, L, V]
+    return jnp.abs(jac).sum(axis=-1)
 
 
 def test_ftp_slot_j_at_t_depends_only_on_tokens_up_to_t_plus_j():
@@ -97,11 +97,17 @@ def test_ftp_slot_j_at_t_depends_only_on_tokens_up_to_t_plus_j():
     model = _tiny("ftp", n)
     tokens = np.random.default_rng(0).integers(0, VOCAB, (1, length)).astype(np.int32)
     onehot = jax.nn.one_hot(tokens[0], VOCAB)
-    params = jax.jit(model.init)(jax.random.key(0), tokens)
+
+    @jax.jit
+    def outputs_and_sensitivity(key):
+        params = model.init(key, tokens)
+        both = (model.apply(params, onehot[None]), model.apply(params, tokens))
+        return both, _sensitivity(model, params, onehot)
+
+    both, sens = outputs_and_sensitivity(jax.random.key(0))
     # The one-hot path is the same function as the token path.
-    both = jax.jit(lambda p: (model.apply(p, onehot[None]), model.apply(p, tokens)))(params)
     np.testing.assert_allclose(*both, rtol=1e-5, atol=1e-6)
-    sens = _sensitivity(model, params, onehot)
+    sens = np.asarray(sens)
     for t in range(length):
         for j in range(n):
             seen = t + j  # slot j predicts token t+1+j from tokens <= t and teacher t+1..t+j
@@ -137,7 +143,7 @@ def test_ftp_loss_slot_one_is_next_token_loss():
     logits = jnp.asarray(rng.normal(size=(2, 5, 3, VOCAB)), jnp.float32)
     targets = jnp.asarray(rng.integers(0, VOCAB, (2, 5)))
     mask = jnp.ones((2, 5))
-    _, m = ftp.ftp_loss(logits, targets, mask)
+    _, m = jax.jit(ftp.ftp_loss)(logits, targets, mask)
     logp = jax.nn.log_softmax(logits[:, :, 0])
     nll = -np.take_along_axis(np.asarray(logp), np.asarray(targets)[..., None], -1).mean()
     np.testing.assert_allclose(m["bits_per_token"], nll / np.log(2), rtol=1e-5)
@@ -168,21 +174,22 @@ def test_bad_configs_are_errors():
 
 def test_gpt_rollout_matches_decoding_on_growing_prefixes():
     model = _tiny("gpt")
-    tokens = np.random.default_rng(6).integers(0, VOCAB, (8, 9)).astype(np.int32)
-    params = jax.jit(model.init)(jax.random.key(3), tokens)
-    got = jax.jit(lambda p, x: ftp.greedy_continuations(model, p, x, (2, 5), 3))(params, tokens)
+    tokens = jnp.asarray(np.random.default_rng(6).integers(0, VOCAB, (8, 9)), jnp.int32)
+    cuts, n = (2, 5), 3
+
+    @jax.jit
+    def params_and_rollout(key):
+        params = model.init(key, tokens)
+        return params, ftp.greedy_continuations(model, params, tokens, cuts, n)
+
+    params, got = params_and_rollout(jax.random.key(3))
     apply = jax.jit(model.apply)
-    for c, t in enumerate((2, 5)):
-        seq = tokens[:, : t + 1]
-        for j in range(3):  # the reference: re-run the prefix plus the guesses so far
-            nxt = np.argmax(
-                np.asarray(apply(params, np.pad(seq, ((0, 0), (0, 9 - seq.shape[1])))))[
-                    :, seq.shape[1] - 1
-                ],
-                -1,
-            )
+    for c, t in enumerate(cuts):
+        seq = np.where(np.arange(9) <= t, tokens, 0)  # the prefix, zero-padded to one shape
+        for j in range(n):  # the reference: re-run the prefix plus the guesses so far
+            nxt = np.argmax(np.asarray(apply(params, seq))[:, t + j], -1)
             np.testing.assert_array_equal(got[:, c, j], nxt)
-            seq = np.concatenate([seq, nxt[:, None].astype(np.int32)], axis=1)
+            seq[:, t + j + 1] = nxt
 
 
 def test_smoke_run_of_the_launcher(tmp_path):
@@ -190,6 +197,7 @@ def test_smoke_run_of_the_launcher(tmp_path):
 
     c = shakespeare.get_config("smoke")
     c.models = ["ftp"]  # GPT's model is covered above; one model keeps the test short
+    c.train.num_steps, c.train.eval_every, c.train.checkpoint_every = 2, 0, 0  # compiles dominate
     results = run(c, str(tmp_path))
     (pred,), (smooth,) = results["prediction"], results["smoothness"]
     assert pred["model"] == smooth["model"] == "ftp"
