@@ -329,8 +329,9 @@ class QuantizedRNN(nn.Module):
     """LSTM or GRU layer with quantized weights, inputs, activations and recurrent carry.
 
     The bit-width interface of `lib.ops.quant_rnn.quantized_lstm` / `quantized_gru` (which
-    run the same carry-quantized scans as the registered cells' option
-    `lib.nn.rnn.LSTM(dim, quant=QuantConfig(...))`; use that inside a `SequenceModel`).
+    run `lib.ops.rnn.lstm` / `gru` with quantized nonlinearities and a `carry_fn`, as the
+    registered cells' option `lib.nn.rnn.LSTM(dim, quant=QuantConfig(...))` does; use that
+    inside a `SequenceModel`).
     Follows the mixer protocol of `lib.nn.registry` (without registering: use it directly):
     `__call__(x_BxLxD, state=None, return_state=False)`, `init_state`, `step`. Weight layout
     and maths are `lib.ops.rnn`'s; quantization is `lib.ops.quant_rnn`'s (each `*_bits` None
