@@ -33,18 +33,27 @@ def gla_model(dim: int, depth: int, vocab: int, *, method: str, chunk_size: int 
     return harness.make_model("gla", dim, depth, vocab, mixer_kwargs)
 
 
-def form_outputs(tokens_BxL, *, dim=32, depth=2, vocab=16, chunk_size=16, seed=0, **kw):
-    """Logits of one randomly initialised GLA LM computed in three forms.
+FORMS = ("recurrent", "chunked", "step")
+
+
+def form_outputs(
+    tokens_BxL, *, dim=32, depth=2, vocab=16, chunk_size=16, seed=0, forms=FORMS, **kw
+):
+    """Logits of one randomly initialised GLA LM computed in up to three forms.
 
     Args:
       tokens_BxL: int tokens `[b, l]`.
       dim, depth, vocab, chunk_size, **kw: the model (`kw` goes to the GLA mixer).
       seed: parameter seed.
+      forms: which of `FORMS` to compute (each one is a separate compilation).
     Returns:
-      dict `recurrent`, `chunked`, `step` -> float32 logits `[b, l, vocab]`: the full sequence
-      with the recurrent scan, with the chunked form, and decoded token by token from the
-      zero state with `SequenceModel.step`.
+      dict `recurrent`, `chunked`, `step` (those asked for) -> float32 logits
+      `[b, l, vocab]`: the full sequence with the recurrent scan, with the chunked form, and
+      decoded token by token from the zero state with `SequenceModel.step`.
     """
+    unknown = set(forms) - set(FORMS)
+    if unknown:
+        raise ValueError(f"unknown forms {sorted(unknown)}; expected a subset of {FORMS}")
     recurrent = gla_model(dim, depth, vocab, method="ref", chunk_size=chunk_size, **kw)
     chunked = gla_model(dim, depth, vocab, method="chunked", chunk_size=chunk_size, **kw)
     params = chunked.init(jax.random.key(seed), tokens_BxL)
@@ -54,8 +63,9 @@ def form_outputs(tokens_BxL, *, dim=32, depth=2, vocab=16, chunk_size=16, seed=0
         step = lambda s, t: recurrent.apply(params, s, t, method="step")
         return jax.lax.scan(step, state, tokens.T)[1].transpose(1, 0, 2)
 
-    return {
-        "recurrent": jax.jit(recurrent.apply)(params, tokens_BxL),
-        "chunked": jax.jit(chunked.apply)(params, tokens_BxL),
-        "step": jax.jit(decode)(params, jnp.asarray(tokens_BxL, jnp.int32)),
+    compute = {
+        "recurrent": lambda: jax.jit(recurrent.apply)(params, tokens_BxL),
+        "chunked": lambda: jax.jit(chunked.apply)(params, tokens_BxL),
+        "step": lambda: jax.jit(decode)(params, jnp.asarray(tokens_BxL, jnp.int32)),
     }
+    return {form: compute[form]() for form in forms}
