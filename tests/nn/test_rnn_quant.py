@@ -31,6 +31,20 @@ def _x():
     return jax.random.normal(jax.random.PRNGKey(0), (BATCH, LENGTH, DIM))
 
 
+@pytest.fixture(scope="module")
+def cell_params():
+    """`name -> params` of `CELLS[name]`, each initialised once for the module's tests."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cls, kw = CELLS[name]
+            cache[name] = jax.jit(cls(DIM, **kw).init)(jax.random.PRNGKey(1), _x())
+        return cache[name]
+
+    return get
+
+
 def _float_by_ops(name, p, x):
     """The float cell computed from its parameters with the lib.ops functions directly."""
     if name == "lstm":
@@ -64,11 +78,11 @@ def _carry_grid_multiples(name, state):
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
-def test_quantized_cell_against_float(name):
+def test_quantized_cell_against_float(name, cell_params):
     cls, kw = CELLS[name]
     x = _x()
     model = cls(DIM, **kw)
-    params = jax.jit(model.init)(jax.random.PRNGKey(1), x)
+    params = cell_params(name)
     q8 = cls(DIM, quant=8, **kw)
     # the option adds no parameters: a float checkpoint loads unchanged
     q_shapes = jax.eval_shape(q8.init, jax.random.PRNGKey(1), x)
@@ -78,15 +92,21 @@ def test_quantized_cell_against_float(name):
     def run(params, x):
         y = model.apply(params, x)
         y_ops = _float_by_ops(name, params["params"], x)
-        ys = {b: cls(DIM, quant=b, **kw).apply(params, x) for b in (16, 4) if name in ORDERED}
+        ys = {16: cls(DIM, quant=16, **kw).apply(params, x)} if name in ORDERED else {}
         ys[8], final = q8.apply(params, x, return_state=True)
         s0 = q8.apply(params, BATCH, method="init_state")
         step = lambda s, x_t: q8.apply(params, s, x_t, method="step")
         final_step, y_step = jax.lax.scan(step, s0, jnp.swapaxes(x, 0, 1))
-        grads = None
-        if name in GRADIENTS:
-            q4 = cls(DIM, quant=4, **kw)
-            grads = jax.grad(lambda p: jnp.sum(q4.apply(p, x) ** 2))(params)
+        grads, q4 = None, cls(DIM, quant=4, **kw)
+        if name in GRADIENTS:  # the 4-bit output comes from the gradient's forward pass
+
+            def loss4(p):
+                y4 = q4.apply(p, x)
+                return jnp.sum(y4**2), y4
+
+            grads, ys[4] = jax.grad(loss4, has_aux=True)(params)
+        elif name in ORDERED:
+            ys[4] = q4.apply(params, x)
         return y, y_ops, ys, final, final_step, jnp.swapaxes(y_step, 0, 1), grads
 
     y, y_ops, ys, final, final_step, y_step, grads = run(params, x)
@@ -116,12 +136,12 @@ def test_quantized_cell_against_float(name):
         assert all(float(jnp.abs(w).sum()) > 0 for w in weights)
 
 
-def test_min_rnn_method_resolution():
+def test_min_rnn_method_resolution(cell_params):
     x = _x()
-    model = rnn.MinGRU(DIM, quant=8)
-    params = jax.jit(model.init)(jax.random.PRNGKey(1), x)
+    params = cell_params("mingru")
     cfg = QuantConfig.int_bits(8, state=None)  # float carry, quantized gates and weights
-    apply = lambda p, method, quant: rnn.MinGRU(DIM, quant=quant, method=method).apply(p, x)
+    kw = CELLS["mingru"][1]
+    apply = lambda p, method, quant: rnn.MinGRU(DIM, quant=quant, method=method, **kw).apply(p, x)
     y_auto, y_ref, yf_auto, yf_ref = jax.jit(
         lambda p: [apply(p, m, q) for q in (8, cfg) for m in ("auto", "ref")]
     )(params)
@@ -135,7 +155,7 @@ def test_min_rnn_method_resolution():
         jax.eval_shape(lambda p: apply(p, "log", 8), params)
 
 
-def test_fp_and_mixed_specs_run():
+def test_fp_and_mixed_specs_run(cell_params):
     x = _x()
     cfg = QuantConfig(
         weight=QuantSpec("fp", exponent_bits=4, mantissa_bits=3, axis=-1),
@@ -144,7 +164,7 @@ def test_fp_and_mixed_specs_run():
         state=QuantSpec("fp", exponent_bits=4, mantissa_bits=3),
     )
     model = rnn.LSTM(DIM, quant=cfg)
-    params = jax.jit(model.init)(jax.random.PRNGKey(1), x)
+    params = cell_params("lstm")  # rnn.LSTM(DIM)'s
     y, y_float = jax.jit(lambda p: (model.apply(p, x), rnn.LSTM(DIM).apply(p, x)))(params)
     err = float(jnp.max(jnp.abs(y - y_float)))
     assert 0 < err < 0.2 * float(jnp.max(jnp.abs(y_float)))  # FP8: 3 mantissa bits
