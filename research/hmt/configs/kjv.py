@@ -19,7 +19,8 @@ Backbone: 2 pre-norm rotary-attention blocks of width 64. Hardware: a shared 2-c
 load 10-17: 13-28 minutes per variant (500 steps), about 1.5 hours for `all`.
 Expected (the paper's claim): hmt below segment in test bits/char, the gap largest on later
 segments. Measured (research/hmt/README.md): segment 2.361, sensory 2.389, hmt 2.392 — not
-reproduced at this scale.
+reproduced at this scale;
+Austen, long stopped at step 444: segment 2.559, hmt 2.576 — not reproduced either.
 """
 
 import ml_collections
