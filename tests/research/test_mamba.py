@@ -33,7 +33,8 @@ def test_dim_for_params_matches_sizes():
 
 def test_fit_learns_a_constant_target():
     # Every target is token 3: a few AdamW steps must drive the loss well below log(vocab).
-    model = harness.make_model("mamba", 16, 1, 8)
+    # The fit loop does not depend on the mixer; attention compiles fastest.
+    model = harness.make_model("attention", 16, 1, 8, {"num_heads": 2})
 
     def batches():
         rng = np.random.default_rng(0)
@@ -48,14 +49,29 @@ def test_fit_learns_a_constant_target():
 
 
 @pytest.mark.slow
-def test_smoke_configs_run():
+def test_smoke_config_runs():
+    # The induction-heads experiment runs end to end in the claim test below.
     rows = run(selective_copying.get_config("smoke"))
     assert [r["mixer"] for r in rows] == ["mamba", "s4d"]
     assert all(np.isfinite(r["train_loss"]) and 0 <= r["test_accuracy"] <= 1 for r in rows)
-    rows = run(induction_heads.get_config("smoke"))
-    assert [r["length"] for r in rows] == [16, 64]
     with pytest.raises(ValueError, match="smoke"):
         shakespeare.get_config("big")
+
+
+@pytest.mark.slow
+def test_claim_mamba_learns_induction_heads_and_extrapolates():
+    # Paper, Table 2: Mamba solves induction heads and extrapolates far beyond its training
+    # length. Tiny form: train at length 16 over 8 tokens (chance 12.5%), test at 16 and 64;
+    # with lr 1e-2 Mamba leaves the chance plateau within ~150 steps (passes at 150 steps, both
+    # lengths above 90%; 300 steps gave 100% at length 16).
+    c = induction_heads.get_config()
+    c.task_options = {"seq_len": 16, "vocab": 8}
+    c.mixer_kwargs = {"mamba": {"state_dim": 8}}
+    c.batch_size, c.steps, c.test_lengths, c.eval_examples = 32, 150, [16, 64], 256
+    rows = run(c)
+    print("induction heads, mamba:", rows)
+    assert [r["length"] for r in rows] == [16, 64]
+    assert all(r["accuracy"] > 0.9 for r in rows), rows
 
 
 def _train_on_task(task, mixer, options, *, steps, batch=32, lr=1e-2, dim=32, depth=2, seed=0):
@@ -69,20 +85,12 @@ def _train_on_task(task, mixer, options, *, steps, batch=32, lr=1e-2, dim=32, de
 
 
 @pytest.mark.slow
-def test_claim_mamba_learns_induction_heads():
-    # Paper, Table 2: Mamba solves induction heads. Tiny form: length 16, 8 tokens (chance
-    # 12.5%); with lr 1e-2 Mamba leaves the chance plateau within ~150 steps (measured: 100%).
-    res = _train_on_task("induction_heads", "mamba", {"seq_len": 16, "vocab": 8}, steps=300)
-    print("induction heads, mamba:", res)
-    assert res["accuracy"] > 0.9, res
-
-
-@pytest.mark.slow
 def test_claim_selective_ssm_beats_lti_on_selective_copying():
     # Paper, Table 1: S6 (Mamba) 99.8% vs S4 18.3%. Tiny form: 16 positions + 4 tokens of 8
     # (chance 12.5%). Measured on the loaded CPU: Mamba 90.1%, S4D 77.7%; at 20 tokens an LTI
     # stack still places most tokens, so the gap asserted is modest (the 36-token config of
-    # configs/selective_copying.py gives 97.6% vs 75.3%).
+    # configs/selective_copying.py gives 97.6% vs 75.3%). 250 steps are too few (measured
+    # Mamba 70.6%, S4D 63.2%), so this claim keeps its 500 steps.
     options = {"seq_len": 16, "num_tokens": 4, "vocab": 8}
     mamba = _train_on_task("selective_copying", "mamba", options, steps=500)
     s4d = _train_on_task("selective_copying", "s4d", options, steps=500)
