@@ -29,7 +29,7 @@ def _mlp_manual(p, x, fq0, fq1, fq2):
 def mlp_setup():
     model = MLP()
     x = jax.random.normal(jax.random.PRNGKey(0), (5, 12))
-    return model, model.init(jax.random.PRNGKey(1), x), x
+    return model, jax.jit(model.init)(jax.random.PRNGKey(1), x), x
 
 
 def test_quantize_dense_all_and_by_pattern(mlp_setup):
@@ -67,10 +67,10 @@ def test_quantize_dense_all_and_by_pattern(mlp_setup):
 def test_quantize_dense_lsq_creates_steps(mlp_setup):
     model, _, x = mlp_setup
     q = quantize_dense(model, QuantSpec("lsq", bits=4), QuantSpec("lsq", bits=8), pattern="out")
-    p = q.init(jax.random.PRNGKey(1), x)
+    p = jax.jit(q.init)(jax.random.PRNGKey(1), x)
     assert set(p["params"]["out"]) == {"kernel", "bias", "kernel_step", "act_step"}
     assert "kernel_step" not in p["params"]["hidden"]
-    g = jax.grad(lambda t: jnp.sum(q.apply(t, x) ** 2))(p)
+    g = jax.jit(jax.grad(lambda t: jnp.sum(q.apply(t, x) ** 2)))(p)
     assert float(jnp.abs(g["params"]["out"]["kernel_step"])) > 0
 
 
@@ -101,14 +101,14 @@ def test_transform_on_lib_model():
     blocks = pytest.importorskip("lib.nn.blocks")
     model = blocks.GatedMLP(16, 32)
     x = jax.random.normal(jax.random.PRNGKey(2), (2, 7, 16))
-    params = model.init(jax.random.PRNGKey(3), x)
+    params = jax.jit(model.init)(jax.random.PRNGKey(3), x)
     assert matching_dense_paths(model, params, x) == ["gate", "up", "down"]
     spec = QuantSpec("int", bits=8, axis=-1)
-    y8 = quantize_dense(model, spec, pattern="down").apply(params, x)
-    y = model.apply(params, x)
+    y8 = jax.jit(quantize_dense(model, spec, pattern="down").apply)(params, x)
+    y = jax.jit(model.apply)(params, x)
     assert 0 < float(jnp.max(jnp.abs(y8 - y))) < 0.05 * float(jnp.max(jnp.abs(y)))
     lr = lowrank_dense(model, params, x, pattern="[gu]*", rank=16)
-    np.testing.assert_allclose(lr.apply(lr.params, x), y, atol=1e-4)
+    np.testing.assert_allclose(jax.jit(lr.apply)(lr.params, x), y, atol=1e-4)
     assert set(lr.ranks) == {"gate", "up"}
 
 
@@ -116,10 +116,10 @@ def test_transform_on_scanned_sequence_model():
     sm = pytest.importorskip("lib.nn.sequence_model")
     model = sm.SequenceModel(dim=16, depth=2, mixer="attention", vocab_size=11, scan_layers=True)
     x = jnp.arange(10).reshape(2, 5) % 11
-    params = model.init(jax.random.PRNGKey(0), x)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), x)
     paths = matching_dense_paths(model, params, x, pattern="*mlp*")
     assert paths == ["blocks/mlp/gate", "blocks/mlp/up", "blocks/mlp/down"]
-    y = model.apply(params, x)
+    y = jax.jit(model.apply)(params, x)
     yq = jax.jit(quantize_dense(model, QuantSpec("int", bits=8, axis=-1), pattern="*mlp*").apply)
     assert 0 < float(jnp.max(jnp.abs(yq(params, x) - y))) < 0.05 * float(jnp.max(jnp.abs(y)))
     lr = lowrank_dense(model, params, x, pattern="*mlp*", rank=16)  # full rank: same outputs
