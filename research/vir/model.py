@@ -61,6 +61,7 @@ class ViR(nn.Module):
       num_classes, dim, depth, num_heads, patch: the network.
       image_size: square image side (sets the learned position table).
       method: retention's full-sequence form ("parallel", "chunked" or "ref").
+      chunk_size: tokens per chunk of the chunked form.
     Call: `images [b, H, W, c] -> logits [b, num_classes]`; `recurrent(images)` gives the same
     logits one token at a time.
     """
@@ -72,6 +73,7 @@ class ViR(nn.Module):
     patch: int = 2
     image_size: int = 8
     method: str = "parallel"
+    chunk_size: int = 64
 
     def setup(self):
         self.embed = nn.Dense(self.dim, name="embed")
@@ -79,7 +81,11 @@ class ViR(nn.Module):
         num_tokens = (self.image_size // self.patch) ** 2 + 1
         self.pos = self.param("pos", nn.initializers.normal(0.02), (1, num_tokens, self.dim))
         self.blocks = [
-            Block(self.dim, RetNet(self.dim, self.num_heads, method=self.method), name=f"block{i}")
+            Block(
+                self.dim,
+                RetNet(self.dim, self.num_heads, chunk_size=self.chunk_size, method=self.method),
+                name=f"block{i}",
+            )
             for i in range(self.depth)
         ]
         self.norm = nn.LayerNorm()
