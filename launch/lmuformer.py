@@ -1,7 +1,7 @@
 """Launch LMUFormer (Liu et al., 2024): compare models (with the spiking twin), sweep sizes.
 
 python -m launch.lmuformer --config=research/lmuformer/configs/psdigits.py[:smoke] [--workdir=DIR]
-(configs: psdigits.py, sweep.py, keywords.py; `c.experiment` is "compare", "sweep" or
+(configs: psdigits.py, sweep.py, keywords.py[:sweep]; `c.experiment` is "compare", "sweep" or
 "keywords")
 """
 
@@ -28,7 +28,7 @@ def run(c, workdir=None) -> dict:
             for dim in c.dims:
                 (row,) = train_each([name], lambda n, d=dim: train(n, dim=d), _KEYS)
                 rows.append({"model": name, "dim": dim, **row})
-        results = {"psdigits_sweep": rows}
+        results = {f"{c.get('data', 'psdigits')}_sweep": rows}
     elif c.experiment in ("compare", "keywords"):
         results = {c.get("data", "psdigits"): train_each(c.models, train, _KEYS)}
     else:

@@ -5,19 +5,33 @@ Needs the data set, which needs Debian's espeak-ng (scripts/setup_data_packages.
 `python -m lib.data prepare spoken_keywords_mel` (36 s). Command (both models; 86 s wall on a
 loaded 2-core CPU, measured 2026-11-23):
     python -m launch.lmuformer --config=research/lmuformer/configs/keywords.py
-Hardware: CPU. Expected: both models ~0.93 test accuracy on unseen voices (see README).
+Parameters vs accuracy, both models at widths 8, 16, 32 and 64 (`sweep`; see the README for
+the measured wall time):
+    python -m launch.lmuformer --config=research/lmuformer/configs/keywords.py:sweep
+Hardware: CPU. Expected: both models ~0.93 test accuracy on unseen voices at width 32 (see
+README).
 """
 
 from research.lmuformer.configs import psdigits
 
+_OPTIONS = ("smoke", "sweep")
+
 
 def get_config(arg: str | None = None):
-    """`arg`: None (full run) or "smoke" (one epoch, tiny model)."""
-    c = psdigits.get_config(arg)
+    """`arg`: comma-separated options from "smoke" (one epoch, tiny model) and "sweep" (both
+    models at every width in `dims`)."""
+    opts = set((arg or "").split(",")) - {""}
+    if opts - set(_OPTIONS):
+        raise ValueError(f"unknown config arg {arg!r}; expected options from {_OPTIONS}")
+    smoke = "smoke" in opts
+    c = psdigits.get_config("smoke" if smoke else None)
     c.experiment = "keywords"
     c.data = "spoken_keywords_mel"
     c.models = ("lmuformer", "transformer")
     c.theta = 98.0  # the LMU window spans the whole 1 s utterance (98 frames)
-    c.epochs = 1 if arg == "smoke" else 30
+    c.epochs = 1 if smoke else 30
     c.batch_size = 32
+    if "sweep" in opts:
+        c.experiment = "sweep"
+        c.dims = (8, 16) if smoke else (8, 16, 32, 64)
     return c
