@@ -23,37 +23,12 @@ def test_quantized_rnn_converges_to_float(cell):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, length, d_in))
     if cell == "lstm":
         w_ih, w_hh, b = _weights(1, d_in, h, 4)
-        ref = lstm(x, w_ih, w_hh, b)
-        run = jax.jit(
-            lambda bits: quantized_lstm(
-                x,
-                w_ih,
-                w_hh,
-                b,
-                weight_bits=bits,
-                input_bits=bits,
-                act_bits=bits,
-                state_bits=bits,
-            ),
-            static_argnums=0,
-        )
+        ref, op, biases = lstm(x, w_ih, w_hh, b), quantized_lstm, (b,)
     else:
         w_ih, w_hh, b = _weights(2, d_in, h, 3)
-        ref = gru(x, w_ih, w_hh, b, b)
-        run = jax.jit(
-            lambda bits: quantized_gru(
-                x,
-                w_ih,
-                w_hh,
-                b,
-                b,
-                weight_bits=bits,
-                input_bits=bits,
-                act_bits=bits,
-                state_bits=bits,
-            ),
-            static_argnums=0,
-        )
+        ref, op, biases = gru(x, w_ih, w_hh, b, b), quantized_gru, (b, b)
+    bits_kw = lambda bits: dict(weight_bits=bits, input_bits=bits, act_bits=bits, state_bits=bits)
+    run = jax.jit(lambda bits: op(x, w_ih, w_hh, *biases, **bits_kw(bits)), static_argnums=0)
     np.testing.assert_allclose(run(None), ref, atol=1e-5)  # no quantization == float
     errs = [float(jnp.max(jnp.abs(run(bits) - ref))) for bits in (4, 8, 16)]
     assert all(a > b for a, b in zip(errs, errs[1:])), errs  # monotone in the bit width
@@ -81,51 +56,28 @@ def test_quantized_lstm_state_is_on_grid_and_resumable():
 
 
 def test_carry_fn_hook_rounds_the_full_and_step_forms_alike():
-    """The float cells' `carry_fn` hook (the quantized carry of `lib.nn.rnn`): the full forms
-    (LSTM's "ref", GRU's and EGRU's hoisted "scan") and the step forms round the carry alike,
-    and the carry ends on the grid."""
-    from lib.ops import rnn_egru
-
+    """The float cells' `carry_fn` hook (the quantized carry of `lib.nn.rnn`), on the LSTM:
+    the full form and the step form round the carry alike, and the carry ends on the grid
+    (GRU's and EGRU's hooks: step == full with a quantized carry in tests/nn/test_rnn_quant)."""
     d_in, h = 5, 6
     x = jax.random.normal(jax.random.PRNGKey(5), (2, 9, d_in))
-    lw, gw = _weights(6, d_in, h, 4), _weights(7, d_in, h, 3)
-    thr = jnp.full((h,), 0.1)
+    lw = _weights(6, d_in, h, 4)
     grid = lambda v: jnp.round(v * 16) / 16  # the carry on k/16
-    lstm_fn = lambda s: LSTMState(grid(s.h), grid(s.c))
-    egru_fn = lambda s: rnn_egru.EGRUState(grid(s.c), grid(s.y))
-
-    def by_steps(step, s0):
-        final, y = jax.lax.scan(step, s0, jnp.swapaxes(x, 0, 1))
-        return jnp.swapaxes(y, 0, 1), final
+    carry_fn = lambda s: LSTMState(grid(s.h), grid(s.c))
 
     @jax.jit
     def run():
+        full = lstm(x, *lw, carry_fn=carry_fn, method="ref", return_final_state=True)
         z = jnp.zeros((2, h))
-        return {
-            "lstm": (
-                lstm(x, *lw, carry_fn=lstm_fn, method="ref", return_final_state=True),
-                by_steps(
-                    lambda s, x_t: rnn.lstm_step(s, x_t, *lw, carry_fn=lstm_fn), LSTMState(z, z)
-                ),
-            ),
-            "gru": (
-                gru(x, *gw, gw[2], carry_fn=grid, return_final_state=True),
-                by_steps(lambda s, x_t: rnn.gru_step(s, x_t, *gw, gw[2], carry_fn=grid), z),
-            ),
-            "egru": (
-                rnn_egru.egru(x, *gw, gw[2], thr, carry_fn=egru_fn, return_final_state=True),
-                by_steps(
-                    lambda s, x_t: rnn_egru.egru_step(s, x_t, *gw, gw[2], thr, carry_fn=egru_fn),
-                    rnn_egru.egru_init_state(2, h),
-                ),
-            ),
-        }
+        step = lambda s, x_t: rnn.lstm_step(s, x_t, *lw, carry_fn=carry_fn)
+        final, y = jax.lax.scan(step, LSTMState(z, z), jnp.swapaxes(x, 0, 1))
+        return full, (jnp.swapaxes(y, 0, 1), final)
 
-    for key, (got, want) in run().items():
-        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-            np.testing.assert_allclose(a, b, atol=1e-6, err_msg=key)
-            np.testing.assert_allclose(a * 16, jnp.round(a * 16), atol=1e-4, err_msg=key)
-        assert float(jnp.max(jnp.abs(got[0]))) > 0, key
+    full, steps = run()
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(steps)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+        np.testing.assert_allclose(a * 16, jnp.round(a * 16), atol=1e-4)
+    assert float(jnp.max(jnp.abs(full[0]))) > 0
 
 
 def test_min_carry_quant_with_identity_quantizers_is_the_float_op():
