@@ -26,6 +26,8 @@ class Restarts:
       clip_norm: global-norm gradient clipping before the noise (None: none).
       seeds: restarts per setting.
       success_accuracy: a restart succeeds when its accuracy reaches this.
+      first_seed: restarts use seeds `first_seed, ..., first_seed + seeds - 1` (to add restarts
+        to an earlier run).
     """
 
     gamma: float
@@ -35,11 +37,13 @@ class Restarts:
     clip_norm: float | None
     seeds: int
     success_accuracy: float
+    first_seed: int = 0
 
     @classmethod
     def pop_from(cls, cfg: dict) -> "Restarts":
         """Take this class's fields out of a flat config dict (the rest stays in `cfg`)."""
-        return cls(**{f.name: cfg.pop(f.name) for f in dataclasses.fields(cls)})
+        fields = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{k: cfg.pop(k) for k in fields if k in cfg})
 
 
 def restart_summary(accuracy, final_loss, success_accuracy: float, name: str) -> dict:
@@ -85,7 +89,12 @@ def noise_sweep(
                 optax.sgd(r.learning_rate), float(eta), r.gamma, key=0, clip_norm=r.clip_norm
             )
             fit = make_fit(model, tx, softmax_cross_entropy, steps=r.steps, batch_size=r.batch_size)
-            res = run_seeds(fit, range(r.seeds), (x_tr, y_tr, x_te, y_te), vectorize=True)
+            res = run_seeds(
+                fit,
+                range(r.first_seed, r.first_seed + r.seeds),
+                (x_tr, y_tr, x_te, y_te),
+                vectorize=True,
+            )
             acc = [x["test_accuracy"] for x in res]
             loss = [x["final_loss"] for x in res]
             summary = restart_summary(acc, loss, r.success_accuracy, "test_acc")

@@ -248,7 +248,7 @@ def multiplication_sweep(
     # Tokens: PAD, SEP, EOS, PLUS, TIMES, then the binary digits 0 and 1.
     model = NeuralGPU(DIGIT0 + 2, channels=channels, layers=layers, step_ratio=step_ratio)
     grid_eta = jnp.repeat(jnp.asarray(etas, jnp.float32), r.seeds)
-    keys = jax.vmap(jax.random.key)(jnp.tile(jnp.arange(r.seeds), len(etas)))
+    keys = jax.vmap(jax.random.key)(jnp.tile(r.first_seed + jnp.arange(r.seeds), len(etas)))
     fit = jax.vmap(make_fit(model, r), in_axes=(0, 0, None, None, None))
     res = jax.jit(fit)(keys, grid_eta, data["train"], data["validation"], data["test"])
     res = jax.tree.map(lambda a: np.asarray(a).reshape(len(etas), r.seeds, *a.shape[1:]), res)
