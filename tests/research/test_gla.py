@@ -43,8 +43,13 @@ def test_unknown_experiment_and_form_are_errors():
 
 @pytest.mark.slow
 def test_mqar_smoke():
-    rows = launch_run(mqar.get_config("smoke"))["synthetic"]
-    assert [r["mixer"] for r in rows] == ["gla", "retnet", "attention"]
+    c = mqar.get_config("smoke")
+    c.mixers = [
+        "gla",
+        "retnet",
+    ]  # the launcher path per mixer is the same; attention adds a compile
+    rows = launch_run(c)["synthetic"]
+    assert [r["mixer"] for r in rows] == ["gla", "retnet"]
     assert all(np.isfinite(r["train_loss"]) and 0 <= r["test_accuracy"] <= 1 for r in rows)
 
 
