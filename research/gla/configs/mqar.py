@@ -23,7 +23,7 @@ def get_config(arg: str = ""):
     c.experiment = "synthetic"
     c.task = "mqar"
     c.task_options = {"seq_len": 64, "num_pairs": 8, "num_keys": 16, "num_values": 16}
-    c.mixers = ["gla", "retnet", "attention"]
+    c.mixers = ("gla", "retnet", "attention")
     c.mixer_kwargs = {
         # The paper's gate temperature, explicit so `--config.mixer_kwargs.gla.gate_temperature`
         # can change it (1 leaves the plateau sooner on the tiny task; see the README).
