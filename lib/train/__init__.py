@@ -12,4 +12,7 @@ Modules (import them directly, e.g. `from lib.train.loop import train_and_evalua
   `maybe_initialize_distributed`.
 - `config`: `base_config()`, `load_config("path.py:arg", overrides)`.
 - `metrics`: `MetricsWriter`, `read_metrics`, `plot_curves`.
+- `fit`: `make_fit` (a whole in-memory training run as one jitted scan) and `run_seeds`
+  (looped or vmapped over seeds): seed studies on small data sets.
+- `classify`: `fit_classifier` (epochs over in-memory arrays), `load_arrays`, `train_each`.
 """

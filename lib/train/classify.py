@@ -19,10 +19,11 @@ import optax
 ROW_KEYS = ("train_loss", "test_accuracy", "num_params", "seconds")
 
 
-def load_arrays(name: str, split: str, *, limit: int = 0, data_dir=None):
-    """`(inputs float32 [n, ...], labels int32 [n])` of a prepared `lib.data` classification
-    set (after its read-time transforms, e.g. images scaled to [0, 1], log-mel features), the
-    first `limit` examples in stored order (0: all)."""
+def load_arrays(name: str, split: str, *, limit: int = 0, data_dir=None, target_key="label"):
+    """`(inputs float32 [n, ...], targets [n, ...])` of a prepared `lib.data` set (after its
+    read-time transforms, e.g. images scaled to [0, 1], log-mel features), the first `limit`
+    examples in stored order (0: all). Targets are `batch[target_key]`: int32 class labels
+    for the default "label", float32 otherwise (e.g. "targets" of a forecasting set)."""
     from lib.data.pipeline import data_source, load
 
     n = len(data_source(name, split, data_dir=data_dir))
@@ -30,7 +31,10 @@ def load_arrays(name: str, split: str, *, limit: int = 0, data_dir=None):
     it = load(name, split, batch_size=n, shuffle=False, num_epochs=1, data_dir=data_dir,
               shard_index=0, shard_count=1)  # fmt: skip
     batch = next(iter(it))
-    return np.asarray(batch["inputs"], np.float32), np.asarray(batch["label"], np.int32)
+    if target_key not in batch:
+        raise KeyError(f"{name}/{split} has no {target_key!r}; its fields: {sorted(batch)}")
+    dtype = np.int32 if target_key == "label" else np.float32
+    return np.asarray(batch["inputs"], np.float32), np.asarray(batch[target_key], dtype)
 
 
 def num_params(params) -> int:

@@ -79,3 +79,75 @@ def run(config, workdir: str) -> dict:
     """Train every model of `config.models` and return the result tables."""
     runs = {kind: train_one(config, kind, workdir) for kind in config.models}
     return table_rows(runs, config)
+
+
+def seed_study(config, seeds, *, num_train: int = 2048, num_test: int = 512) -> list[dict]:
+    """GPT and FTP from every seed at once, in memory: the smoothness comparison over seeds.
+
+    Both models (`config.model`, with `kind` set to each in turn) train
+    `config.train.num_steps` AdamW steps (`config.optimizer.learning_rate`, warmup
+    `config.optimizer.warmup_steps`, cosine to 0, weight decay as configured) of
+    `config.data.batch_size` sequences drawn with replacement from the first `num_train`
+    training sequences of `config.data.seq_len` characters; all seeds of a model train at once
+    (`lib.train.fit.make_fit`, vmapped over seeds). No checkpoints or curves: for those, and
+    for the matched-loss comparison, use `run`.
+
+    Returns:
+      One row per (model, seed): `model`, `seed`, `test_bits` (the model's training loss on
+      `num_test` validation sequences: FTP's is the mean over its N slots, in bits), and
+      `embedding_statistics` of the top-layer embeddings on those sequences (`cos_k`,
+      `gcos_k`, `cos_random`, `gcos_random`, `excess_1`).
+    """
+    import optax
+
+    from lib.train import losses
+    from lib.train.fit import make_fit, run_seeds
+    from research.future_token_prediction.model import ftp_loss, make_model
+    from research.future_token_prediction.smoothness import embedding_statistics
+
+    c = config.copy_and_resolve_references()
+    if num_train < c.data.batch_size or num_test < 1:
+        raise ValueError(f"num_train {num_train} must be >= the batch size, num_test >= 1")
+    built = build(c)
+    vocab = built["model"].encoder.vocab_size
+
+    def take(it, n):
+        inputs, targets, got = [], [], 0
+        for batch in it:
+            keep = np.asarray(batch["mask"]).all(axis=1)  # whole sequences only
+            inputs.append(np.asarray(batch["inputs"])[keep])
+            targets.append(np.asarray(batch["targets"])[keep])
+            got += int(keep.sum())
+            if got >= n:
+                break
+        if got < n:
+            raise ValueError(f"only {got} whole sequences available, asked for {n}")
+        return np.concatenate(inputs)[:n], np.concatenate(targets)[:n]
+
+    x, y = take(iter(built["train_data"]), num_train)
+    held_out = built["test_data"] or built["eval_data"]
+    x_test, y_test = take(held_out(), num_test)
+    opt = c.optimizer
+    steps = c.train.num_steps
+    warmup = min(opt.warmup_steps, steps - 1)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, opt.learning_rate, warmup, steps)
+    rows = []
+    for kind in ("gpt", "ftp"):
+        c.model.kind = kind
+        model = make_model(c.model, vocab)
+        if kind == "gpt":
+            loss = lambda logits, t: losses.lm_loss(logits, t)[0]  # noqa: E731
+        else:
+            decay = c.model.future_decay
+            loss = lambda logits, t: ftp_loss(logits, t, jnp.ones(t.shape), decay)[0]  # noqa: E731
+        tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
+        fit = make_fit(model, tx, loss, steps=steps, batch_size=c.data.batch_size,
+                       metrics=None, train_flag=False)  # fmt: skip
+        runs = run_seeds(fit, seeds, (x, y, x_test, y_test), vectorize=True, keep_variables=True)
+        embed = jax.jit(lambda v: model.apply(v, x_test, return_embeddings=True)[1])
+        for r in runs:
+            h = np.asarray(embed(r["variables"]))
+            stats = embedding_statistics(h, np.ones(h.shape[:2]), list(c.model.lags))
+            rows.append({"model": kind, "seed": r["seed"],
+                         "test_bits": r["test_loss"] / np.log(2), **stats})  # fmt: skip
+    return rows

@@ -13,7 +13,7 @@ import optax
 from lib.train.noise import with_gradient_noise
 from research.gradient_noise.model import DeepReLUNet
 from research.self_normalizing.data import load_arrays
-from research.self_normalizing.fit import make_fit, run_seeds, softmax_cross_entropy
+from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from scipy import stats
 
 from research.gru_svm.model import GRUClassifier, head_l2, squared_hinge_loss
 from research.self_normalizing.data import load_arrays
-from research.self_normalizing.fit import make_fit, run_seeds, softmax_cross_entropy
+from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
 
 
 def paired_difference(a, b, confidence: float = 0.95) -> dict:

@@ -37,7 +37,9 @@ def get_config(arg: str = "lorenz96,gru") -> ml_collections.ConfigDict:
     c = base_config()
     c.project = "deconstructing"
     c.seed = 0
-    c.seeds = ()  # several seeds for the launch script, e.g. --config.seeds="(0,1,2)"; (): seed
+    # A seed study: --config.seeds="(0,1,2,3,4)" trains those seeds at once in memory
+    # (launch/deconstructing.py, lib.train.fit); (): one run at `seed` through lib.train.loop.
+    c.seeds = ()
     c.model.variant = variant
     c.model.dim = 32
     c.model.depth = 2
