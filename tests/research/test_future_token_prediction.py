@@ -208,20 +208,22 @@ def test_smoke_run_of_the_launcher(tmp_path):
 
 
 @pytest.mark.slow
-def test_claim_ftp_neighbours_are_more_similar_than_gpts():
+def test_claim_ftp_neighbours_are_more_similar_than_gpts(tmp_path):
     """The paper's smoothness claim, in miniature: after the same 200 steps on Shakespeare
     (widths 32, one encoder block, 2048 training sequences of 32 characters), FTP's top-layer
     embeddings of neighbouring positions are more similar than GPT's, on both seeds and on
     the paper's raw cosine and on the cosine after removing the mean embedding (the
     anisotropy control, README), the worst FTP seed against the best GPT seed. Measured
     (README): raw lag-1 cosine FTP 0.56 / 0.72 vs GPT 0.51 / 0.50; centred, minus the
-    random-pair level (`excess_1`) FTP 0.087 / 0.108 vs GPT 0.040 / 0.028."""
-    from research.future_token_prediction.experiment import seed_study
+    random-pair level (`excess_1`) FTP 0.087 / 0.108 vs GPT 0.040 / 0.028. Through the
+    launcher's seed-study path (`--config.seeds`)."""
+    from launch.future_token_prediction import run
 
     c = shakespeare.get_config("smoke")
     c.model.dim, c.model.num_heads = 32, 2
     c.data.batch_size, c.train.num_steps, c.optimizer.warmup_steps = 16, 200, 10
-    rows = seed_study(c, [0, 1])
+    c.seeds = (0, 1)
+    rows = run(c, str(tmp_path))["seed_study"]
     by = {m: [r for r in rows if r["model"] == m] for m in ("gpt", "ftp")}
     print({m: [(round(r["cos_1"], 3), round(r["excess_1"], 3)) for r in v] for m, v in by.items()})
     assert [r["seed"] for r in by["ftp"]] == [0, 1] and len(by["gpt"]) == 2
