@@ -61,11 +61,11 @@ class Permuted(Sequential):
         }
 
 
-class RateCoded:
-    """Poisson-like rate code: each pixel spikes at each of `NUM_STEPS` steps with probability
-    equal to its intensity. `inputs` float32 {0, 1} [NUM_STEPS, H*W]."""
+class _SpikeCoded:
+    """A spike code of an image: `inputs` float32 {0, 1} `[NUM_STEPS, H*W]`, one row a step."""
 
     NUM_STEPS = 25
+    ENCODING = ""
 
     @classmethod
     def update_metadata(cls, meta):
@@ -74,9 +74,16 @@ class RateCoded:
             **meta,
             "seq_len": cls.NUM_STEPS,
             "input_dim": h * w,
-            "encoding": "rate",
+            "encoding": cls.ENCODING,
             "task": "sequence_classification",
         }
+
+
+class RateCoded(_SpikeCoded):
+    """Poisson-like rate code: each pixel spikes at each of `NUM_STEPS` steps with probability
+    equal to its intensity. `inputs` float32 {0, 1} [NUM_STEPS, H*W]."""
+
+    ENCODING = "rate"
 
     @classmethod
     def postprocess(cls, example, metadata):
@@ -85,23 +92,12 @@ class RateCoded:
         return {"inputs": (u < p).astype(np.float32), "label": example["label"]}
 
 
-class LatencyCoded:
+class LatencyCoded(_SpikeCoded):
     """Time-to-first-spike code: a pixel brighter than `THRESHOLD` spikes once, at step
     round((1 - x) * (NUM_STEPS - 1)): brighter pixels spike earlier. `inputs` [T, H*W]."""
 
-    NUM_STEPS = 25
+    ENCODING = "latency"
     THRESHOLD = 0.2
-
-    @classmethod
-    def update_metadata(cls, meta):
-        h, w = meta["image_shape"]
-        return {
-            **meta,
-            "seq_len": cls.NUM_STEPS,
-            "input_dim": h * w,
-            "encoding": "latency",
-            "task": "sequence_classification",
-        }
 
     @classmethod
     def postprocess(cls, example, metadata):

@@ -80,7 +80,16 @@ def _quant_prologue(quant, x_BxLxD, ssm: dict, default_range: float):
 
 
 class _DiagSSM(_Recurrent):
-    """S4D and S5: a discretized diagonal SSM, float or under `quant`."""
+    """S4D and S5: a discretized diagonal SSM, float or under `quant` (the attributes they
+    share; each documents them)."""
+
+    dim: int
+    state_dim: int = 32
+    discretization: str = "zoh"
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    method: str = "auto"
+    quant: QuantConfig | int | None = None
 
     def _diag_ssm(self, x_BxLxD, state, float_op, carry_scan, default_range: float):
         """`(y, final h)`: `float_op` (the `lib.ops.ssm_lti` form) for a float state, else
@@ -119,14 +128,7 @@ class S4D(_DiagSSM):
         ("auto" or "scan"; the parallel forms and "fft" are refused).
     """
 
-    dim: int
-    state_dim: int = 32
     lambda_init: str = "lin"
-    discretization: str = "zoh"
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
-    method: str = "auto"
-    quant: QuantConfig | int | None = None
 
     def setup(self):
         d, n = self.dim, self.state_dim
@@ -177,14 +179,7 @@ class S5(_DiagSSM):
         `[-r, r]`, `r = state_range or S5_STATE_RANGE`; `Lambda`, `dt` and `D` stay float).
     """
 
-    dim: int
-    state_dim: int = 32
     blocks: int = 1
-    discretization: str = "zoh"
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
-    method: str = "auto"
-    quant: QuantConfig | int | None = None
 
     def setup(self):
         h, p = self.dim, self.state_dim
