@@ -5,6 +5,8 @@ Most tests compile small programs once and run them a few times, so compile time
 suite: `--xla_backend_optimization_level=0` skips LLVM's optimizer and halves it (HMT's tests:
 146 s -> 71 s), at the cost of slower execution. Either flag already set in `XLA_FLAGS` wins.
 
+Modules with `slow` tests and tests/research are run first (see `pytest_collection_modifyitems`).
+
 The few tests that train for many steps are execution-bound instead (GLA's MQAR claim: 62 s at
 level 0, 30 s at level 2): mark them `@pytest.mark.xla_optimized` and they run in a child pytest
 process compiled at level 2 (XLA flags are read once per process, so the switch needs a child).
@@ -55,6 +57,15 @@ def _run_in_optimized_child(item):
 
 
 def pytest_collection_modifyitems(config, items):
+    """Modules with `slow` tests and the research projects' tests (end-to-end runs, compile
+    heavy) run first (order within a module kept), so that under
+    `pytest -n 2` the long tests are spread over both workers early and the short ones fill
+    the end, instead of a long test finishing alone on one worker (they sat near the end in
+    path order: tests/research). Then `xla_optimized` tests are routed to a child process."""
+    first = {item.module.__name__ for item in items
+             if item.get_closest_marker("slow") is not None
+             or item.module.__name__.startswith("tests.research.")}  # fmt: skip
+    items.sort(key=lambda item: item.module.__name__ not in first)  # stable
     if os.environ.get(CHILD_ENV):
         return
     for item in items:

@@ -24,14 +24,14 @@ def get_config(arg: str = ""):
     c.batch_size = 64
     c.steps = 400
     c.learning_rate = 1e-2
-    c.test_lengths = [32, 128, 512, 2048, 8192]
+    c.test_lengths = (32, 128, 512, 2048, 8192)
     c.eval_tokens = 16384  # tokens per evaluation batch (batch = eval_tokens // length)
     c.eval_examples = 128
     c.seed = 0
     if arg == "smoke":
         c.task_options = {"seq_len": 16, "vocab": 4}
         c.dim, c.depth, c.batch_size, c.steps = 16, 1, 4, 3
-        c.test_lengths, c.eval_tokens, c.eval_examples = [16, 64], 128, 4
+        c.test_lengths, c.eval_tokens, c.eval_examples = (16, 64), 128, 4
     elif arg:
         raise ValueError(f"config arg {arg!r}: expected '' or 'smoke'")
     return c
