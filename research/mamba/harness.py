@@ -114,19 +114,22 @@ def _loss(params, model, batch):
     return losses.lm_loss(logits, batch["targets"], batch["mask"])
 
 
-def fit(model, batches, *, steps, learning_rate=3e-3, weight_decay=0.1, seed=0, clip=1.0):
+def fit(model, batches, *, steps, learning_rate=3e-3, weight_decay=0.1, seed=0, clip=1.0,
+        init_params=None):
     """Train `model` with AdamW (linear warmup, cosine decay) on `steps` batches.
 
     Args:
       model: a `SequenceModel`.
       batches: iterator of numpy batches `{"inputs", "targets", "mask"}`.
       steps: number of updates.
+      init_params: start from these variables (e.g. a shorter-length run's) instead of
+        `model.init` (a fresh optimizer state either way).
     Returns:
       `(params, info)`: trained variables and `{"train_loss": last 10 steps' mean,
       "seconds": wall time, "params": count}`.
     """
     first = next(batches)
-    params = model.init(jax.random.key(seed), jnp.asarray(first["inputs"]))
+    params = init_params or model.init(jax.random.key(seed), jnp.asarray(first["inputs"]))
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, learning_rate, max(steps // 10, 1), max(steps, 2), learning_rate * 0.1
     )

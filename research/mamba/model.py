@@ -54,6 +54,8 @@ def run_synthetic(config) -> list[dict]:
 def run_induction(config) -> list[dict]:
     """Induction heads: train each mixer at `task_options.seq_len`, test at every length of
     `config.test_lengths` (same vocabulary; the answer is always at the last position).
+    With `config.curriculum_len` > 0, each mixer first trains `config.curriculum_steps` steps
+    at that (shorter) length and then `config.steps` at `seq_len` from those parameters.
 
     Returns:
       One row per (mixer, test length): `mixer`, `length`, `accuracy`, `params`.
@@ -66,10 +68,21 @@ def run_induction(config) -> list[dict]:
         model = harness.make_model(
             mixer, config.dim, config.depth, vocab, _mixer_kwargs(config, mixer)
         )
+        params, seconds = None, 0.0
+        if config.get("curriculum_len", 0):
+            short = harness.task_builder(
+                "induction_heads", **{**options, "seq_len": int(config.curriculum_len)}
+            )
+            train = harness.synthetic_batches(short, "train", config.batch_size, config.seed)
+            params, info = harness.fit(model, train, steps=config.curriculum_steps,
+                                       learning_rate=config.learning_rate, seed=config.seed)  # fmt: skip
+            seconds = info["seconds"]
         train = harness.synthetic_batches(builder, "train", config.batch_size, config.seed)
         params, info = harness.fit(
-            model, train, steps=config.steps, learning_rate=config.learning_rate, seed=config.seed
+            model, train, steps=config.steps, learning_rate=config.learning_rate, seed=config.seed,
+            init_params=params,
         )
+        info["seconds"] += seconds
         for length in config.test_lengths:
             long = harness.task_builder("induction_heads", **{**options, "seq_len": int(length)})
             batch = max(1, min(config.batch_size, config.eval_tokens // int(length)))

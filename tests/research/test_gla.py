@@ -44,12 +44,11 @@ def test_unknown_experiment_and_form_are_errors():
 @pytest.mark.slow
 def test_mqar_smoke():
     c = mqar.get_config("smoke")
-    c.mixers = [
-        "gla",
-        "retnet",
-    ]  # the launcher path per mixer is the same; attention adds a compile
+    # The launcher path is the same for every mixer (each adds compiles, not coverage: a table
+    # of several mixers is run by test_mamba's smoke test through the same research harness).
+    c.mixers = ("gla",)
     rows = launch_run(c)["synthetic"]
-    assert [r["mixer"] for r in rows] == ["gla", "retnet"]
+    assert [r["mixer"] for r in rows] == ["gla"]
     assert all(np.isfinite(r["train_loss"]) and 0 <= r["test_accuracy"] <= 1 for r in rows)
 
 

@@ -28,6 +28,10 @@ def get_config(arg: str = ""):
     c.eval_tokens = 16384  # tokens per evaluation batch (batch = eval_tokens // length)
     c.eval_examples = 128
     c.seed = 0
+    # A curriculum: first `curriculum_steps` at length `curriculum_len` (0: none), then `steps`
+    # at `task_options.seq_len` from there (e.g. 32 then 256; see the README).
+    c.curriculum_len = 0
+    c.curriculum_steps = 0
     if arg == "smoke":
         c.task_options = {"seq_len": 16, "vocab": 4}
         c.dim, c.depth, c.batch_size, c.steps = 16, 1, 4, 3
