@@ -139,12 +139,12 @@ def seed_study(config, seeds, *, num_train: int = 2048, num_test: int = 512) -> 
             loss = lambda logits, t: losses.lm_loss(logits, t)[0]  # noqa: E731
         else:
             decay = c.model.future_decay
-            loss = lambda logits, t: ftp_loss(logits, t, jnp.ones(t.shape), decay)[0]  # noqa: E731
+            loss = lambda logits, t, d=decay: ftp_loss(logits, t, jnp.ones(t.shape), d)[0]  # noqa: E731
         tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
         fit = make_fit(model, tx, loss, steps=steps, batch_size=c.data.batch_size,
                        metrics=None, train_flag=False)  # fmt: skip
         runs = run_seeds(fit, seeds, (x, y, x_test, y_test), vectorize=True, keep_variables=True)
-        embed = jax.jit(lambda v: model.apply(v, x_test, return_embeddings=True)[1])
+        embed = jax.jit(lambda v, m=model: m.apply(v, x_test, return_embeddings=True)[1])
         for r in runs:
             h = np.asarray(embed(r["variables"]))
             stats = embedding_statistics(h, np.ones(h.shape[:2]), list(c.model.lags))

@@ -10,10 +10,10 @@ import dataclasses
 import numpy as np
 import optax
 
+from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
 from lib.train.noise import with_gradient_noise
 from research.gradient_noise.model import DeepReLUNet
 from research.self_normalizing.data import load_arrays
-from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
 
 
 @dataclasses.dataclass(frozen=True)

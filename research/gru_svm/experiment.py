@@ -11,9 +11,9 @@ import numpy as np
 import optax
 from scipy import stats
 
+from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
 from research.gru_svm.model import GRUClassifier, head_l2, squared_hinge_loss
 from research.self_normalizing.data import load_arrays
-from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
 
 
 def paired_difference(a, b, confidence: float = 0.95) -> dict:

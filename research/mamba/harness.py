@@ -114,8 +114,17 @@ def _loss(params, model, batch):
     return losses.lm_loss(logits, batch["targets"], batch["mask"])
 
 
-def fit(model, batches, *, steps, learning_rate=3e-3, weight_decay=0.1, seed=0, clip=1.0,
-        init_params=None):
+def fit(
+    model,
+    batches,
+    *,
+    steps,
+    learning_rate=3e-3,
+    weight_decay=0.1,
+    seed=0,
+    clip=1.0,
+    init_params=None,
+):
     """Train `model` with AdamW (linear warmup, cosine decay) on `steps` batches.
 
     Args:

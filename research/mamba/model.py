@@ -79,7 +79,11 @@ def run_induction(config) -> list[dict]:
             seconds = info["seconds"]
         train = harness.synthetic_batches(builder, "train", config.batch_size, config.seed)
         params, info = harness.fit(
-            model, train, steps=config.steps, learning_rate=config.learning_rate, seed=config.seed,
+            model,
+            train,
+            steps=config.steps,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
             init_params=params,
         )
         info["seconds"] += seconds

@@ -96,8 +96,10 @@ def test_claim_recurrence_helps_on_a_real_series(tmp_path):
         c.model.dim, c.model.depth, c.train.num_steps = 16, 1, 100
         rows = run_seed_study(c, [0, 1])
         assert [r["seed"] for r in rows] == [0, 1] and rows[0]["variant"] == variant
-        rel[variant] = max(r["relative_mse"] for r in rows) if variant == "gru" else min(
-            r["relative_mse"] for r in rows
+        rel[variant] = (
+            max(r["relative_mse"] for r in rows)
+            if variant == "gru"
+            else min(r["relative_mse"] for r in rows)
         )
     print(rel)
     # Worst GRU seed against the best MLP seed.

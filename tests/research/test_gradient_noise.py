@@ -6,10 +6,10 @@ import numpy as np
 import optax
 import pytest
 
+from lib.train.fit import make_fit, softmax_cross_entropy
 from lib.train.noise import with_gradient_noise
 from research.gradient_noise.model import DeepReLUNet, zero_init_gradients_vanish
 from research.self_normalizing.data import load_arrays
-from lib.train.fit import make_fit, softmax_cross_entropy
 
 
 def test_zero_init_has_exactly_zero_hidden_gradients():

@@ -137,7 +137,8 @@ def test_psmnist_config_reads_a_subset_of_permuted_pixels(tmp_path):
     c.data_dir, c.train_examples, c.test_examples = str(tmp_path), 20, 7
     splits = sequence_splits(c)
     (x, y), (x_test, y_test) = splits["train"], splits["test"]
-    assert x.shape == (20, 784, 1) and x_test.shape == (7, 784, 1) and y.shape == (20,)
+    assert x.shape == (20, 784, 1) and x_test.shape == (7, 784, 1)
+    assert y.shape == (20,) and y_test.shape == (7,)
     np.testing.assert_allclose(x.mean(), 0.0, atol=1e-5)
     # Step t of every image is pixel perm[t] (one fixed permutation), standardized with the
     # training set's mean and std.

@@ -5,8 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from research.self_normalizing.data import load_arrays
 from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
+from research.self_normalizing.data import load_arrays
 from research.self_normalizing.model import DeepMLP, hidden_statistics
 
 
