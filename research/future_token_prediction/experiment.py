@@ -85,8 +85,8 @@ def seed_study(config, seeds, *, num_train: int = 2048, num_test: int = 512) -> 
     """GPT and FTP from every seed at once, in memory: the smoothness comparison over seeds.
 
     Both models (`config.model`, with `kind` set to each in turn) train
-    `config.train.num_steps` AdamW steps (`config.optimizer.learning_rate`, warmup
-    `config.optimizer.warmup_steps`, cosine to 0, weight decay as configured) of
+    `config.train.num_steps` steps of `lib.train.optim.make_optimizer(config.optimizer)` (the
+    optimizer, schedule and clipping a `run` uses) on
     `config.data.batch_size` sequences drawn with replacement from the first `num_train`
     training sequences of `config.data.seq_len` characters; all seeds of a model train at once
     (`lib.train.fit.make_fit`, vmapped over seeds). No checkpoints or curves: for those, and
@@ -98,10 +98,9 @@ def seed_study(config, seeds, *, num_train: int = 2048, num_test: int = 512) -> 
       `embedding_statistics` of the top-layer embeddings on those sequences (`cos_k`,
       `gcos_k`, `cos_random`, `gcos_random`, `excess_1`).
     """
-    import optax
-
     from lib.train import losses
     from lib.train.fit import make_fit, run_seeds
+    from lib.train.optim import make_optimizer
     from research.future_token_prediction.model import ftp_loss, make_model
     from research.future_token_prediction.smoothness import embedding_statistics
 
@@ -127,10 +126,7 @@ def seed_study(config, seeds, *, num_train: int = 2048, num_test: int = 512) -> 
     x, y = take(iter(built["train_data"]), num_train)
     held_out = built["test_data"] or built["eval_data"]
     x_test, y_test = take(held_out(), num_test)
-    opt = c.optimizer
     steps = c.train.num_steps
-    warmup = min(opt.warmup_steps, steps - 1)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, opt.learning_rate, warmup, steps)
     rows = []
     for kind in ("gpt", "ftp"):
         c.model.kind = kind
@@ -140,7 +136,7 @@ def seed_study(config, seeds, *, num_train: int = 2048, num_test: int = 512) -> 
         else:
             decay = c.model.future_decay
             loss = lambda logits, t, d=decay: ftp_loss(logits, t, jnp.ones(t.shape), d)[0]  # noqa: E731
-        tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
+        tx = make_optimizer(c.optimizer, steps)
         fit = make_fit(model, tx, loss, steps=steps, batch_size=c.data.batch_size,
                        metrics=None, train_flag=False)  # fmt: skip
         runs = run_seeds(fit, seeds, (x, y, x_test, y_test), vectorize=True, keep_variables=True)

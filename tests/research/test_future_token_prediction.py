@@ -215,8 +215,8 @@ def test_claim_ftp_neighbours_are_more_similar_than_gpts(tmp_path):
     embeddings of neighbouring positions are more similar than GPT's, on both seeds and on
     the paper's raw cosine and on the cosine after removing the mean embedding (the
     anisotropy control, README), the worst FTP seed against the best GPT seed. Measured
-    (README): raw lag-1 cosine FTP 0.56 / 0.72 vs GPT 0.51 / 0.50; centred, minus the
-    random-pair level (`excess_1`) FTP 0.087 / 0.108 vs GPT 0.040 / 0.028. Through the
+    (README): raw lag-1 cosine FTP 0.55 / 0.70 vs GPT 0.50 / 0.48; centred, minus the
+    random-pair level (`excess_1`) FTP 0.085 / 0.091 vs GPT 0.038 / 0.026. Through the
     launcher's seed-study path (`--config.seeds`)."""
     from launch.future_token_prediction import run
 
