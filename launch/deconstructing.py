@@ -24,21 +24,27 @@ import numpy as np
 from launch._report import main, report
 
 
+def _row(config, features: int, seed: int, mse: float, pers: float) -> dict:
+    """One result row: the variant's size and its test MSE, also relative to persistence."""
+    from research.deconstructing.model import count_params, model_width
+
+    m = config.model
+    dim, mlp_dim = model_width(config, features)
+    n_params = count_params(m.variant, features, dim, m.depth, m.num_heads, mlp_dim)
+    return {"data": config.data.name, "variant": m.variant, "seed": seed, "dim": dim,
+            "mlp_dim": mlp_dim, "params": n_params, "test_mse": mse,
+            "persistence_mse": pers, "relative_mse": mse / pers}  # fmt: skip
+
+
 def run_one(config, workdir: str) -> dict:
     """Train one variant at one seed (`config.model.variant`, `config.seed`); its result row."""
     from lib.train.loop import train_and_evaluate
-    from research.deconstructing.model import build, count_params, model_width
+    from research.deconstructing.model import build
 
     parts = build(config)
-    features = parts["model"].features
-    dim, mlp_dim = model_width(config, features)
-    m = config.model
-    n_params = count_params(m.variant, features, dim, m.depth, m.num_heads, mlp_dim)
     r = train_and_evaluate(config, workdir, **parts)
     mse, pers = float(r["test_loss"]), float(r["test_persistence_mse"])
-    return {"data": config.data.name, "variant": m.variant, "seed": config.seed, "dim": dim,
-            "mlp_dim": mlp_dim, "params": n_params, "test_mse": mse,
-            "persistence_mse": pers, "relative_mse": mse / pers}  # fmt: skip
+    return _row(config, parts["model"].features, config.seed, mse, pers)
 
 
 def run_seed_study(config, seeds) -> list[dict]:
@@ -48,7 +54,7 @@ def run_seed_study(config, seeds) -> list[dict]:
     from lib.train.classify import load_arrays
     from lib.train.fit import make_fit, mean_squared_error, run_seeds
     from lib.train.optim import make_optimizer
-    from research.deconstructing.model import count_params, make_model, model_width, prepare
+    from research.deconstructing.model import make_model, prepare
 
     features = prepare(config)["input_dim"]
     d = config.data.data_dir or None
@@ -58,17 +64,9 @@ def run_seed_study(config, seeds) -> list[dict]:
     tx = make_optimizer(config.optimizer, config.train.num_steps)
     fit = make_fit(model, tx, mean_squared_error, steps=config.train.num_steps,
                    batch_size=config.data.batch_size, metrics=None, train_flag=False)  # fmt: skip
-    m = config.model
-    dim, mlp_dim = model_width(config, features)
-    n_params = count_params(m.variant, features, dim, m.depth, m.num_heads, mlp_dim)
     pers = float(np.mean(np.square(x_test - y_test)))
-    rows = []
-    for r in run_seeds(fit, seeds, (x, y, x_test, y_test), vectorize=True):
-        rows.append({"data": config.data.name, "variant": m.variant, "seed": r["seed"],
-                     "dim": dim, "mlp_dim": mlp_dim, "params": n_params,
-                     "test_mse": r["test_loss"], "persistence_mse": pers,
-                     "relative_mse": r["test_loss"] / pers})  # fmt: skip
-    return rows
+    runs = run_seeds(fit, seeds, (x, y, x_test, y_test), vectorize=True)
+    return [_row(config, features, r["seed"], r["test_loss"], pers) for r in runs]
 
 
 def summarize(rows: list[dict]) -> list[dict]:
