@@ -67,7 +67,7 @@ def row(table, workload, form, ms_f, ms_fb, floor_f, floor_fb, peer=None):
 
 
 def bench_linear_recurrence(table, bw, small, interpret):
-    from lib.ops.scan import linear_recurrence
+    from lib.ops.scan.linear import linear_recurrence
 
     b, length, d = (2, 256, 64) if small else (8, 4096, 2048)
     key = jax.random.PRNGKey(0)
@@ -87,7 +87,7 @@ def bench_linear_recurrence(table, bw, small, interpret):
 
 
 def bench_lif(table, bw, small, interpret):
-    from lib.ops.spiking import lif
+    from lib.ops.spiking.core import lif
 
     t, b, n = (32, 4, 64) if small else (256, 64, 4096)
     cur = jax.random.normal(jax.random.PRNGKey(1), (b, t, n))
@@ -107,7 +107,7 @@ def bench_lif(table, bw, small, interpret):
 
 
 def bench_selective_scan(table, bw, small, interpret):
-    from lib.ops.ssm import selective_scan
+    from lib.ops.ssm.selective import selective_scan
 
     b, length, d, n = (1, 128, 32, 4) if small else (8, 4096, 2048, 16)
     ks = jax.random.split(jax.random.PRNGKey(2), 4)
@@ -127,7 +127,7 @@ def bench_selective_scan(table, bw, small, interpret):
 
 
 def bench_gla(table, bw, flops, small, interpret):
-    from lib.ops.linear_attention import gla
+    from lib.ops.linear_attention.gated import gla
 
     b, t, h, dk = (1, 128, 2, 16) if small else (8, 4096, 16, 128)
     ks = jax.random.split(jax.random.PRNGKey(3), 4)

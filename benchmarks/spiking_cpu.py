@@ -5,7 +5,7 @@
 
 For T in {8, 32, 128} it times one jitted gradient evaluation (median of `--reps` runs after a
 warm-up) of a two-layer LIF network with a per-step loss, trained with full BPTT
-(`lib.ops.sltt.bptt_value_and_grad`) and with online SLTT (`sltt_value_and_grad`), and reports
+(`lib.ops.spiking.sltt.bptt_value_and_grad`) and with online SLTT (`sltt_value_and_grad`), and reports
 XLA's compiled memory analysis: scratch (temp) bytes, and peak = arguments + outputs + temp.
 It prints a Markdown table and appends it, with the date and device, to
 benchmarks/results/spiking_cpu.md.
@@ -20,8 +20,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from lib.ops import sltt
-from lib.ops.spiking import lif_step
+from lib.ops.spiking import sltt
+from lib.ops.spiking.core import lif_step
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "spiking_cpu.md")
 LENGTHS = (8, 32, 128)

@@ -4,7 +4,10 @@ GLA (vector and scalar gates), retention and RWKV-6. Small sizes (shared 2-core 
 import jax
 import jax.numpy as jnp
 
-from lib.ops import attention, linear_attention, linear_attention_retention, linear_attention_rwkv
+from lib.ops.attention import softmax as attention
+from lib.ops.linear_attention import gated as linear_attention
+from lib.ops.linear_attention import retention as linear_attention_retention
+from lib.ops.linear_attention import rwkv as linear_attention_rwkv
 
 LENGTHS = (256, 2048)
 WINDOW = 64

@@ -8,7 +8,12 @@ projection ("scan") and the per-step one ("ref") tie within noise, while from ba
 import jax
 import jax.numpy as jnp
 
-from lib.ops import fsmn, lmu, long_conv, rnn, rnn_egru, rnn_min, tcn
+from lib.ops.conv import fsmn, tcn
+from lib.ops.conv import long as long_conv
+from lib.ops.rnn import cells as rnn
+from lib.ops.rnn import egru as rnn_egru
+from lib.ops.rnn import minimal as rnn_min
+from lib.ops.ssm import lmu
 
 LENGTHS = (256, 2048)
 

@@ -4,7 +4,11 @@ SSD, S4D/S5/LRU/RG-LRU. Small sizes (the build machine is a shared 2-core CPU)."
 import jax
 import jax.numpy as jnp
 
-from lib.ops import conv, scan, ssd, ssm, ssm_lti
+from lib.ops.conv import causal as conv
+from lib.ops.scan import linear as scan
+from lib.ops.ssm import lti as ssm_lti
+from lib.ops.ssm import selective as ssm
+from lib.ops.ssm import ssd
 
 LENGTHS = (256, 2048)
 

@@ -7,14 +7,14 @@ import importlib
 
 _MODULES = [
     # "lib.nn.<file>" for every file that calls register_mixer
-    "lib.nn.ssm",
-    "lib.nn.ssm_lti",
-    "lib.nn.attention",
-    "lib.nn.linear_attention",
-    "lib.nn.spiking_mixer",
-    "lib.nn.rnn",
-    "lib.nn.lmu",
-    "lib.nn.conv_mixers",
+    "lib.nn.ssm.mamba",
+    "lib.nn.ssm.lti",
+    "lib.nn.attention.mixers",
+    "lib.nn.linear_attention.mixers",
+    "lib.nn.spiking.mixer",
+    "lib.nn.rnn.mixers",
+    "lib.nn.ssm.lmu",
+    "lib.nn.conv.mixers",
 ]
 
 for _name in _MODULES:

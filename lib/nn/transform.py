@@ -29,8 +29,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lib.nn.quant import QuantSpec, quantized_dense_apply
-from lib.ops.lowrank import rank_for_energy, svd_factorize
+from lib.nn.quant.layers import QuantSpec, quantized_dense_apply
+from lib.ops.lowrank.factor import rank_for_energy, svd_factorize
 
 
 class Transformed(NamedTuple):

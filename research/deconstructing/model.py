@@ -4,7 +4,7 @@ One next-step forecaster whose blocks switch three components on or off as hyper
 
 - recurrence: "none" (per-time-step MLP only), "elman" (tanh RNN: recurrence without gates),
   "gru" (recurrence + gating), "lstm" (recurrence + gating + a separate cell memory);
-- attention: False / True (causal softmax attention, `lib.nn.attention`), on its own when
+- attention: False / True (causal softmax attention, `lib.nn.attention.mixers`), on its own when
   recurrence is "none" (a Transformer) or after each recurrent block (a hybrid).
 
 Every block is pre-norm with a residual and a gated MLP (`lib.nn.blocks`). The model reads

@@ -20,10 +20,10 @@ import ml_collections
 import numpy as np
 import optax
 
-import lib.nn.attention  # noqa: F401  (registers the "attention" mixer)
+import lib.nn.attention.mixers  # noqa: F401  (registers the "attention" mixer)
 from lib.nn.blocks import GatedMLP, PreNormBlock, RMSNorm
 from lib.nn.registry import get_mixer
-from lib.ops.attention import attention_ref
+from lib.ops.attention.softmax import attention_ref
 from lib.train import losses
 from research.future_token_prediction import smoothness
 

@@ -3,7 +3,7 @@
 The paper replaces the softmax classifier on top of a GRU with a one-vs-rest linear SVM (an
 "L2-SVM": squared hinge loss plus an L2 penalty on the head's weights) and reports higher test
 accuracy than the same GRU with softmax on intrusion-detection traffic data. Here both heads sit
-on the same `lib.nn.rnn.GRU` encoder; only the head's loss differs:
+on the same `lib.nn.rnn.mixers.GRU` encoder; only the head's loss differs:
 
 - softmax: `mean_b CE(f(x_b), y_b)`;
 - L2-SVM:  `C * mean_b sum_k max(0, 1 - t_bk f_k(x_b))^2 + l2 / 2 * ||W_head||^2`, with
@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lib.nn.rnn import GRU
+from lib.nn.rnn.mixers import GRU
 
 HEADS = ("softmax", "svm")
 

@@ -14,7 +14,7 @@ the carried (z_H, z_L) between them, with a loss and an optimizer update after e
 Baselines with the same blocks: `kind="flat"` (one recurrent module holding all the blocks, the
 hierarchy removed, same block evaluations per segment) and `kind="transformer"` (the same
 blocks applied once, no recurrence: a plain bidirectional Transformer of the same size).
-Blocks are bidirectional (the puzzles are grids, not sequences), built from `lib.ops.attention`
+Blocks are bidirectional (the puzzles are grids, not sequences), built from `lib.ops.attention.softmax`
 (reference attention without a mask, rotary positions) and `lib.nn.blocks` (RMSNorm, GatedMLP).
 """
 
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib.nn.blocks import GatedMLP, RMSNorm
-from lib.ops.attention import attention_ref, rotary_embedding
+from lib.ops.attention.softmax import attention_ref, rotary_embedding
 
 KINDS = ("hrm", "flat", "transformer")
 

@@ -2,15 +2,15 @@
 (Liu et al., 2024), small scale, with its spiking twin.
 
 `LMUFormer`: a causal convolutional patch embedding, then blocks of a Legendre Memory Unit token
-mixer (`lib.nn.lmu.LMU`, a linear time-invariant memory run as a convolution in training) and a
+mixer (`lib.nn.ssm.lmu.LMU`, a linear time-invariant memory run as a convolution in training) and a
 channel-mixing MLP, then mean pooling over time and a classifier. Every layer is causal, so
 `LMUFormer.stream` runs it one sample at a time with a fixed-size state (conv buffer, LMU
 memories, running sum) and gives, at every step, the logits the parallel form gives for that
 prefix. With `spiking=True` the embedding's, the LMU's and the channel mixer's activations are
-LIF neurons (`lib.nn.spiking.LIFNeuron`, over sequence time, surrogate gradients), as in the
+LIF neurons (`lib.nn.spiking.layers.LIFNeuron`, over sequence time, surrogate gradients), as in the
 paper's spiking LMUFormer; their membranes join the streaming state, and
 `spike_rates(model, params, x)` reports how often each layer fires. `Transformer` is the baseline (causal
-softmax attention, `lib.nn.attention`). `train_model` trains on permuted-pixel sklearn
+softmax attention, `lib.nn.attention.mixers`). `train_model` trains on permuted-pixel sklearn
 digits (64-step sequences) or a prepared `lib.data` sequence set (spoken keywords) with the
 shared `lib.train.classify.fit_classifier`.
 """
@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib.data.images import sklearn_digits_splits
-from lib.nn.attention import MultiHeadAttention
-from lib.nn.lmu import LMU
-from lib.nn.spiking import LIFNeuron
+from lib.nn.attention.mixers import MultiHeadAttention
+from lib.nn.spiking.layers import LIFNeuron
+from lib.nn.ssm.lmu import LMU
 from lib.train.classify import fit_classifier, load_arrays
 
 
@@ -55,7 +55,7 @@ class CausalConvEmbed(nn.Module):
 
 
 class Fire(nn.Module):
-    """The spiking twin's activation: LIF neurons over time (`lib.nn.spiking.LIFNeuron`,
+    """The spiking twin's activation: LIF neurons over time (`lib.nn.spiking.layers.LIFNeuron`,
     subtractive reset, fast-sigmoid surrogate) that also `sow` their firing rate into the
     "spikes" collection; `step` is the one-sample form with the membrane `[b, n]` as state."""
 
@@ -129,7 +129,7 @@ class LMUFormer(nn.Module):
 
     Attributes:
       num_classes, dim, depth: the network; order, theta: the LMU memory (window `theta` steps);
-      kernel: embedding conv width; method: `lib.ops.lmu.lmu_memory` method.
+      kernel: embedding conv width; method: `lib.ops.ssm.lmu.lmu_memory` method.
       spiking: the spiking twin (LIF activations after the embedding, the LMU and in the
         channel mixer); beta, threshold: its LIF neurons' decay and threshold.
     Call: `x [b, l, c] -> logits [b, num_classes]`; `prefix_logits(x)` gives the logits of every

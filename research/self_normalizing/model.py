@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lib.ops.selu import alpha_dropout, lecun_normal, selu
+from lib.ops.activation.selu import alpha_dropout, lecun_normal, selu
 
 ACTIVATIONS = ("selu", "relu", "relu_bn", "relu_lecun")
 

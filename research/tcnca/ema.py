@@ -15,7 +15,7 @@ log space (`exp(t * log q)`, `log q = log1p(-alpha * delta)`), so it decays to z
 overflow or NaN on long sequences.
 
 Forms: `ema_ref` (the recurrence, a `lax.scan` over time: the definition), `ema` (the kernel
-and `lib.ops.long_conv.fft_conv`, MEGA's parallel form) and `ema_step` (one token).
+and `lib.ops.conv.long.fft_conv`, MEGA's parallel form) and `ema_step` (one token).
 Parameters are unconstrained: `alpha = sigmoid(alpha_logit)`, `delta = sigmoid(delta_logit)`.
 Shapes: `x: [b, l, D]`; every parameter `[D, N]`; the state `h: [b, D, N]`.
 """
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from lib.ops._checks import check_method, check_rank, check_shape
-from lib.ops.long_conv import fft_conv
+from lib.ops.conv.long import fft_conv
 
 METHODS = ("fft", "ref")
 

@@ -3,14 +3,14 @@
 A MEGA-chunk block (Ma et al., 2023) whose linear recurrence is swappable: `TCNCAMixer`
 (registered as the mixer "tcnca") computes a context `c` from the input `x` with
 
-- `recurrence="tcn"`: a dilated causal TCN (`lib.ops.tcn.tcn`, dilations 1, 2, 4, ...,
+- `recurrence="tcn"`: a dilated causal TCN (`lib.ops.conv.tcn.tcn`, dilations 1, 2, 4, ...,
   depthwise by default), TCNCA's choice, O(L);
 - `recurrence="ema"`: MEGA's multi-dimensional damped EMA as an FFT convolution
-  (`research.tcnca.ema`, on `lib.ops.long_conv.fft_conv`), O(L log L): the baseline;
+  (`research.tcnca.ema`, on `lib.ops.conv.long.fft_conv`), O(L log L): the baseline;
 - `recurrence="none"`: `c = x` (chunked attention alone, a control),
 
 then MEGA's gated single-stream attention with queries and keys from `c`, values from `x`,
-attending only within chunks of `chunk_size` (`lib.ops.attention.chunked_attention`):
+attending only within chunks of `chunk_size` (`lib.ops.attention.softmax.chunked_attention`):
 
     c = silu(R(x))                    (R(x) = TCN(x) incl. its residuals, or EMA(x) + omega x)
     z = silu(W_z c);  q = z g_q + b_q;  k = z g_k + b_k      (rotary positions on q, k)
@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 
 from lib.nn.registry import register_mixer
-from lib.ops import attention as attn_ops
-from lib.ops import tcn as tcn_ops
+from lib.ops.attention import softmax as attn_ops
+from lib.ops.conv import tcn as tcn_ops
 from research.mamba import harness
 from research.tcnca import ema as ema_ops
 
@@ -52,7 +52,7 @@ class TCNCAMixer(nn.Module):
       ema_ndim: the EMA's expansion N per channel.
       rope: rotary positions on queries and keys.
       max_len: positions of the decoding KV cache.
-      method: the TCN's `lib.ops.tcn` method; the EMA uses "fft" (or "ref" when set to "ref").
+      method: the TCN's `lib.ops.conv.tcn` method; the EMA uses "fft" (or "ref" when set to "ref").
     """
 
     dim: int

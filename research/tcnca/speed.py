@@ -8,7 +8,7 @@ pass and of forward+backward (gradients of `sum(y)` w.r.t. the input and every p
 - `ema_fft`: MEGA's EMA, kernel `[L, D]` from its `[D, N]` parameters, then `fft_conv`;
 - `fft_conv`: the FFT convolution alone with a given kernel (the EMA minus its kernel build);
 - `tcn_dw`: the TCNCA model's TCN: `num_layers` depthwise dilated causal convs of K taps,
-  as K shifted multiply-adds per layer (`lib.ops.tcn` method "ref"), O(L);
+  as K shifted multiply-adds per layer (`lib.ops.conv.tcn` method "ref"), O(L);
 - `tcn_dw_xla`: the same through XLA's grouped dilated convolution (method "conv");
 - `tcn_full`: the same stack with full `[K, D, D]` convolutions (lib's `tcn` mixer).
 The time ratio `ema_fft / tcn_dw` is the paper's speed-up claim. The table is appended, with
@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib.ops.long_conv import fft_conv
-from lib.ops.tcn import tcn
+from lib.ops.conv.long import fft_conv
+from lib.ops.conv.tcn import tcn
 from research.tcnca.ema import ema
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "speed.md")

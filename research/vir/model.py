@@ -1,11 +1,11 @@
 """ViR: Vision Retention Networks (Hatamizadeh et al., 2023), small scale.
 
-A ViR is a ViT whose self-attention is RetNet's retention (`lib.nn.linear_attention.RetNet`,
-built on `lib.ops.linear_attention_retention.retention`): image patches form a causal
+A ViR is a ViT whose self-attention is RetNet's retention (`lib.nn.linear_attention.mixers.RetNet`,
+built on `lib.ops.linear_attention.retention.retention`): image patches form a causal
 sequence, the class token goes LAST so that it retains every patch, and the same weights run in
 the parallel form (quadratic, for training) or the recurrent form (one patch at a time with a
 `[b, h, dk, dv]` state, for low-memory inference). `ViT` is the same network with softmax
-attention (`lib.nn.attention.MultiHeadAttention`, bidirectional, class token first) as the
+attention (`lib.nn.attention.mixers.MultiHeadAttention`, bidirectional, class token first) as the
 baseline. `train_images` trains either on sklearn's 8x8 digits (`lib.data.images`) or on a
 prepared `lib.data` image set (MNIST) with the shared `lib.train.classify.fit_classifier`.
 """
@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib.data.images import sklearn_digits_splits
-from lib.nn.linear_attention import RetNet
-from lib.ops.attention import attention_ref
+from lib.nn.linear_attention.mixers import RetNet
+from lib.ops.attention.softmax import attention_ref
 from lib.train.classify import fit_classifier, load_arrays
 
 
@@ -117,7 +117,7 @@ class ViR(nn.Module):
 
 
 class BidirectionalAttention(nn.Module):
-    """ViT's global (unmasked) softmax attention over patches, via `lib.ops.attention`."""
+    """ViT's global (unmasked) softmax attention over patches, via `lib.ops.attention.softmax`."""
 
     dim: int
     num_heads: int = 4

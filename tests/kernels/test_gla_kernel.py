@@ -87,7 +87,7 @@ def test_chunk_size_does_not_change_result_and_bad_chunk_rejected():
 
 def test_kernel_equals_the_ops_reference():
     """The kernel against lib.ops' own `gla(method="ref")`, the op it serves on accelerators."""
-    from lib.ops.linear_attention import gla
+    from lib.ops.linear_attention.gated import gla
 
     q, k, v, g, s0 = make(jax.random.PRNGKey(9), 2, 21, 2, 8, 4)
     o_k, s_k = gla_pallas(

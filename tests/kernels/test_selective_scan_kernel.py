@@ -78,7 +78,7 @@ def test_defaults_and_bfloat16():
 
 def test_kernel_equals_the_ops_reference():
     """The kernel against lib.ops' own `selective_scan(method="scan")`."""
-    from lib.ops.ssm import selective_scan
+    from lib.ops.ssm.selective import selective_scan
 
     u, delta, A, B, C, D, z, bias, h0 = make(jax.random.PRNGKey(11), 2, 19, 8, 4)
     kw = dict(z=z, delta_bias=bias, delta_softplus=True, initial_state=h0, return_final_state=True)

@@ -35,7 +35,7 @@ def test_prenorm_block_composition_and_step():
     p = variables["params"]
     # norm -> mixer -> residual -> norm -> MLP -> residual, by hand from the submodules
     norm, mlp = RMSNorm(), GatedMLP(8)
-    from lib.nn.attention import MultiHeadAttention
+    from lib.nn.attention.mixers import MultiHeadAttention
 
     mix = MultiHeadAttention(dim=8, num_heads=2, max_len=8)
     h = x + mix.apply({"params": p["mix"]}, norm.apply({"params": p["mixer_norm"]}, x))

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.nn.quant import QuantSpec, fake_quantize
+from lib.nn.quant.layers import QuantSpec, fake_quantize
 from lib.nn.transform import lowrank_dense, matching_dense_paths, quantize_dense
-from lib.ops.lowrank import svd_factorize
+from lib.ops.lowrank.factor import svd_factorize
 
 
 class MLP(nn.Module):

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.nn.quant import QuantSpec, fake_quantize
+from lib.nn.quant.layers import QuantSpec, fake_quantize
 from lib.nn.sequence_model import SequenceModel
 from lib.nn.transform import lowrank_dense, matching_dense_paths, quantize_dense
-from lib.ops.lowrank import svd_factorize
+from lib.ops.lowrank.factor import svd_factorize
 
 SPEC = QuantSpec("int", bits=4, axis=-1)
 MIX = ("q", "k", "v", "o")

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 from lib.ops.accounting import account, activation_sparsity, count_macs, param_bits
-from lib.ops.binary import sign_ste
+from lib.ops.quant.binary import sign_ste
 
 
 class Net(nn.Module):

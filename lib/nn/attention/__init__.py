@@ -1,0 +1,1 @@
+"""Linen modules: softmax attention: causal, local/chunked, KV cache."""

@@ -1,0 +1,1 @@
+"""Linen modules: convolutions over time: causal depthwise, long FFT convolutions, TCN, FSMN."""

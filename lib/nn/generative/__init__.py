@@ -1,0 +1,1 @@
+"""Home of the generative family (diffusion, flow matching, samplers, guidance); filled by the coming papers."""

@@ -1,0 +1,1 @@
+"""Linen modules: linear attention: GLA, retention (RetNet), RWKV-6."""

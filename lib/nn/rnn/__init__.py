@@ -1,0 +1,1 @@
+"""Linen modules: recurrent mixers: LSTM, GRU, minGRU/minLSTM, EGRU."""

@@ -1,0 +1,1 @@
+"""Home of the sim family (simulators (physics, neuroscience, biosignals) and neural operators); filled by the coming papers."""

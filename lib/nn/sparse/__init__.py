@@ -1,0 +1,1 @@
+"""Linen modules: sparsity: pruning masks, N:M, dense x sparse factorization."""

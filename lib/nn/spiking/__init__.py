@@ -1,0 +1,1 @@
+"""Linen modules: spiking layers, learnable delays, spiking mixers."""

@@ -1,0 +1,1 @@
+"""Softmax attention: causal, local/chunked, KV cache."""

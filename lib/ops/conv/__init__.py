@@ -1,0 +1,1 @@
+"""Convolutions over time: causal depthwise, long FFT convolutions, TCN, FSMN."""

@@ -1,0 +1,1 @@
+"""Recurrent cells: LSTM, GRU, minGRU/minLSTM, EGRU."""

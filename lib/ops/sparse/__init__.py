@@ -1,0 +1,1 @@
+"""Sparsity: pruning masks, N:M, dense x sparse factorization."""
