@@ -51,7 +51,7 @@ def make_train_step(model, loss_fn, schedule=None):
 
         (loss, aux), grads = jax.value_and_grad(compute, has_aux=True)(state.params)
         metrics, new_model_state = aux if isinstance(aux, tuple) else (aux, None)
-        metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+        metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
         if schedule is not None:
             metrics["learning_rate"] = schedule(state.step)
         return state.apply_gradients(grads, new_model_state), metrics
