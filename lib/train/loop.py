@@ -72,6 +72,10 @@ def make_eval_step(model, loss_fn):
     return eval_step
 
 
+# The defaults of the `make_train_step=` / `make_eval_step=` keywords below.
+_default_train_step, _default_eval_step = make_train_step, make_eval_step
+
+
 class Trainer:
     """Builds the mesh, state and jitted steps for a model; `train_and_evaluate` drives it.
 
@@ -81,9 +85,25 @@ class Trainer:
       init_batch: a batch (dict with `inputs`, a tuple of arguments, or an array) for
         `model.init`; its first two examples are used.
       mesh: a ready `Mesh` (default: `make_mesh(config.mesh.data, config.mesh.fsdp)`).
+      make_train_step: optional factory `(model, loss_fn, schedule) -> train_step` of a pure
+        `train_step(state, batch) -> (state, metrics)` that may make several updates (each
+        with `state.apply_gradients`, e.g. a `lax.scan` over segments); jitted with the same
+        shardings and donation as the default one-update step (`make_train_step` above).
+      make_eval_step: optional factory `(model, loss_fn) -> eval_step(state, batch) ->
+        (state, metrics)` (default: `make_eval_step` above); metrics may hold `count`.
     """
 
-    def __init__(self, config, *, model, loss_fn, init_batch, mesh=None):
+    def __init__(
+        self,
+        config,
+        *,
+        model,
+        loss_fn,
+        init_batch,
+        mesh=None,
+        make_train_step=None,
+        make_eval_step=None,
+    ):
         self.config = config
         self.model = model
         self.mesh = mesh or sharding_lib.make_mesh(config.mesh.data, config.mesh.fsdp)
@@ -100,13 +120,13 @@ class Trainer:
         self._create = jax.jit(create, out_shardings=self.state_sharding)
         self._init = (rng, init_args)
         self.train_step = jax.jit(
-            make_train_step(model, loss_fn, schedule),
+            (make_train_step or _default_train_step)(model, loss_fn, schedule),
             in_shardings=(self.state_sharding, self.batch_sharding),
             out_shardings=(self.state_sharding, self.replicated),
             donate_argnums=0,
         )
         self.eval_step = jax.jit(
-            make_eval_step(model, loss_fn),
+            (make_eval_step or _default_eval_step)(model, loss_fn),
             in_shardings=(self.state_sharding, self.batch_sharding),
             out_shardings=(self.state_sharding, self.replicated),
             donate_argnums=0,
@@ -155,6 +175,8 @@ def train_and_evaluate(
     test_data=None,
     on_end=None,
     mesh=None,
+    make_train_step=None,
+    make_eval_step=None,
 ) -> dict:
     """Train `model` on `train_data`, evaluating, logging and checkpointing into `workdir`.
 
@@ -171,6 +193,9 @@ def train_and_evaluate(
       on_end: optional `on_end(state, workdir) -> dict` run after training (e.g. writing
         samples); its dict is merged into the returned metrics.
       mesh: optional ready mesh.
+      make_train_step, make_eval_step: optional step factories for steps that do more than
+        one gradient update or one forward pass per batch (e.g. deep supervision over
+        segments); see `Trainer`.
 
     Returns:
       Final metrics: `step`, `train_*` (mean over the last logging window), `eval_*`,
@@ -185,7 +210,15 @@ def train_and_evaluate(
     if init_batch is None:
         init_batch = next(train_iter)
         train_iter = _Chain(init_batch, train_iter)
-    trainer = Trainer(config, model=model, loss_fn=loss_fn, init_batch=init_batch, mesh=mesh)
+    trainer = Trainer(
+        config,
+        model=model,
+        loss_fn=loss_fn,
+        init_batch=init_batch,
+        mesh=mesh,
+        make_train_step=make_train_step,
+        make_eval_step=make_eval_step,
+    )
     state = trainer.init_state()
     checkpointer = ckpt_lib.Checkpointer(
         os.path.join(workdir, "checkpoints"),
