@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKDIR="${WORKDIR:-workdirs/shakespeare_gru}"
-python3 -m pip install -q -e ".[test]"
+python3 -m pip install -q --root-user-action=ignore -e .
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 python3 -m lib.data prepare shakespeare_char
 python3 -m launch.train \

@@ -56,12 +56,23 @@ def _run_in_optimized_child(item):
         )
 
 
+def _deselect_claims(config, items):
+    """Without `-m`, `claim` tests are left out (they run with `bash scripts/test.sh --claims`)."""
+    if config.option.markexpr:
+        return
+    kept = [i for i in items if i.get_closest_marker("claim") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("claim")])
+        items[:] = kept
+
+
 def pytest_collection_modifyitems(config, items):
     """Modules with `slow` tests and the research projects' tests (end-to-end runs, compile
     heavy) run first (order within a module kept), so that under
     `pytest -n 2` the long tests are spread over both workers early and the short ones fill
     the end, instead of a long test finishing alone on one worker (they sat near the end in
     path order: tests/research). Then `xla_optimized` tests are routed to a child process."""
+    _deselect_claims(config, items)
     first = {item.module.__name__ for item in items
              if item.get_closest_marker("slow") is not None
              or item.module.__name__.startswith("tests.research.")}  # fmt: skip
