@@ -1,9 +1,7 @@
-"""Shared by the research launch scripts: results as a Markdown table and a JSON file, and
-the `--config` / `--workdir` command line (`main`)."""
+"""Shared by the research launch scripts: results as a Markdown table and a JSON file."""
 
 import json
 import os
-from collections.abc import Callable
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -37,22 +35,3 @@ def report(results: dict[str, list[dict]], workdir: str | None = None) -> str:
         with open(os.path.join(workdir, "results.md"), "w") as f:
             f.write(text + "\n")
     return text
-
-
-def main(run: Callable, config_help: str) -> None:
-    """Command-line entry of a research launch script: `--config=path.py[:arg]` (with
-    `--config.key=value` overrides) and `--workdir`, then `run(config, workdir)`. The flags
-    are defined here, when the script runs, not at import, so tests and other scripts can
-    import several launch modules' `run` in one process without absl flag clashes."""
-    from absl import app, flags
-    from ml_collections import config_flags
-
-    config = config_flags.DEFINE_config_file("config", None, config_help)
-    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-    flags.mark_flags_as_required(["config"])
-
-    def _main(argv):
-        del argv
-        run(config.value, workdir.value)  # run returns its tables; app.run would exit with them
-
-    app.run(_main)

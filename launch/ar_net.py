@@ -3,16 +3,15 @@
 python -m launch.ar_net --config=research/ar_net/configs/default.py[:smoke] [--workdir=DIR]
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
+from launch._common import main
 from launch._report import report
-from research.ar_net import experiment
-from research.ar_net.model import FitConfig
 
 
 def run(c, workdir=None) -> dict:
     """Run all three experiments of config `c`; returns table name -> rows."""
+    from research.ar_net import experiment
+    from research.ar_net.model import FitConfig
+
     fit = FitConfig(**c.fit.to_dict())
     results = {
         "recovery": experiment.recovery(c.recovery_orders, c.seeds, c.length, fit, "l1"),
@@ -28,14 +27,5 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main():
-    """Command-line entry: flags are defined here, not at import, so tests (and other scripts)
-    can import `run` without absl flag clashes."""
-    config = config_flags.DEFINE_config_file("config", None, "research/ar_net/configs/*.py")
-    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-    flags.mark_flags_as_required(["config"])
-    app.run(lambda argv: run(config.value, workdir.value))
-
-
 if __name__ == "__main__":
-    main()
+    main(run, "research/ar_net/configs/*.py[:smoke]", project="ar_net")

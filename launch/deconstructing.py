@@ -21,7 +21,8 @@ import os
 
 import numpy as np
 
-from launch._report import main, report
+from launch._common import main
+from launch._report import report
 
 
 def _row(config, features: int, seed: int, mse: float, pers: float) -> dict:
@@ -110,4 +111,8 @@ def run(base, workdir=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(run, "research/deconstructing/configs/forecast.py:<data>,<variant>[,matched]")
+    main(
+        run,
+        "research/deconstructing/configs/forecast.py:<data>,<variant>[,matched]",
+        project="deconstructing",
+    )

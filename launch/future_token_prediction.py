@@ -11,9 +11,7 @@ trained at once in memory (`experiment.seed_study`, no checkpoints), one smoothn
 
 import tempfile
 
-from absl import app, flags, logging
-from ml_collections import config_flags
-
+from launch._common import main
 from launch._report import report
 
 
@@ -31,17 +29,10 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
-    run(_CONFIG.value, _WORKDIR.value)
-
-
 if __name__ == "__main__":
-    # flags are defined only when run as a script, so tests can import several launch modules
-    _CONFIG = config_flags.DEFINE_config_file(
-        "config", None, "research/future_token_prediction/configs/shakespeare.py[:arg]"
+    main(
+        run,
+        "research/future_token_prediction/configs/shakespeare.py[:arg]",
+        workdir_help="run folders and results (default: a temp dir)",
+        project="future_token_prediction",
     )
-    _WORKDIR = flags.DEFINE_string("workdir", None, "run folders and results (default: a temp dir)")
-    flags.mark_flags_as_required(["config"])
-    app.run(main)

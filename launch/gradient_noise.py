@@ -6,16 +6,15 @@ python -m launch.gradient_noise --config=research/gradient_noise/configs/multipl
     [--workdir=DIR]                                  (binary multiplication, Neural GPU)
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
+from launch._common import main
 from launch._report import report
-from research.gradient_noise.experiment import Restarts, noise_sweep
-from research.gradient_noise.multiplication import multiplication_sweep
 
 
 def run(c, workdir=None) -> dict:
     """Run the config's experiment over seeds; returns table name -> rows."""
+    from research.gradient_noise.experiment import Restarts, noise_sweep
+    from research.gradient_noise.multiplication import multiplication_sweep
+
     cfg = c.to_dict()
     experiment = cfg.pop("experiment", "deep_mlp")
     restarts = Restarts.pop_from(cfg)
@@ -29,14 +28,5 @@ def run(c, workdir=None) -> dict:
     return results
 
 
-def main():
-    """Command-line entry: flags are defined here, not at import, so tests (and other scripts)
-    can import `run` without absl flag clashes."""
-    config = config_flags.DEFINE_config_file("config", None, "research/gradient_noise/configs/*.py")
-    workdir = flags.DEFINE_string("workdir", None, "where results.json / results.md go")
-    flags.mark_flags_as_required(["config"])
-    app.run(lambda argv: run(config.value, workdir.value))
-
-
 if __name__ == "__main__":
-    main()
+    main(run, "research/gradient_noise/configs/*.py[:smoke]", project="gradient_noise")

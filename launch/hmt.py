@@ -13,9 +13,9 @@ import copy
 import os
 import time
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags
 
+from launch._common import main
 from launch._report import report
 
 ALL = ("segment", "sensory", "hmt", "full")
@@ -80,21 +80,14 @@ def run(config, workdir: str, variants=None) -> list[dict]:
     return rows
 
 
-def main(argv):
-    del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
-    run(_CONFIG.value, _WORKDIR.value, _VARIANTS.value)
-
-
 if __name__ == "__main__":
-    # flags are defined only when run as a script, so tests can import several launch modules
-    _CONFIG = config_flags.DEFINE_config_file(
-        "config", None, "research/hmt/configs/kjv.py:<variant>"
-    )
-    _WORKDIR = flags.DEFINE_string("workdir", None, "output folder (one subfolder per variant)")
     _VARIANTS = flags.DEFINE_list(
         "variants", None, "with variant `all`: which ones (default all four)"
     )
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    main(
+        lambda config, workdir: run(config, workdir, _VARIANTS.value),
+        "research/hmt/configs/kjv.py:<variant>",
+        workdir_help="output folder (one subfolder per variant)",
+        workdir_required=True,
+        project="hmt",
+    )

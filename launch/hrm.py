@@ -5,29 +5,30 @@ research/hrm/README.md.
       --workdir=workdirs/hrm/sudoku [--config.train.num_steps=200]
 """
 
-from absl import app, flags
-from ml_collections import config_flags
-
+from launch._common import main
 from launch._report import report
-from research.hrm.train import run
 
 
-def main(argv):
-    del argv
-    config = _CONFIG.value
+def run(config, workdir: str) -> list[dict]:
+    """Train `config.model.kind` (each of the three for "all"); report a table of results."""
+    from research.hrm.train import run as train
+
     kinds = ("hrm", "flat", "transformer") if config.model.kind == "all" else (config.model.kind,)
     rows = []
     for kind in kinds:
         config.model.kind = kind
-        result = run(config)
+        result = train(config)
         rows.append({"task": config.data.name, "model": kind, **result})
         print(rows[-1], flush=True)
-    report({f"hrm_{config.data.name}": rows}, _WORKDIR.value)
+    report({f"hrm_{config.data.name}": rows}, workdir)
+    return rows
 
 
 if __name__ == "__main__":
-    # flags are defined only when run as a script, so tests can import several launch modules
-    _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/puzzles.py:<task>,<model>")
-    _WORKDIR = flags.DEFINE_string("workdir", None, "output folder for results.json / results.md")
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    main(
+        run,
+        "research/hrm/configs/puzzles.py:<task>,<model>",
+        workdir_help="output folder for results.json / results.md",
+        workdir_required=True,
+        project="hrm",
+    )

@@ -5,7 +5,8 @@ python -m launch.lmuformer --config=research/lmuformer/configs/psdigits.py[:smok
 "keywords")
 """
 
-from launch._report import main, report
+from launch._common import main
+from launch._report import report
 
 _KEYS = ("num_params", "test_accuracy", "spike_rate", "train_loss", "seconds")
 
@@ -38,4 +39,4 @@ def run(c, workdir=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(run, "research/lmuformer/configs/*.py")
+    main(run, "research/lmuformer/configs/*.py", project="lmuformer")

@@ -3,7 +3,8 @@
 python -m launch.tcnca --config=research/tcnca/configs/recall.py[:smoke] [--workdir=DIR]
 """
 
-from launch._report import main, report
+from launch._common import main
+from launch._report import report
 
 
 def run(c, workdir=None) -> dict:
@@ -16,4 +17,4 @@ def run(c, workdir=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(run, "research/tcnca/configs/*.py")
+    main(run, "research/tcnca/configs/*.py", project="tcnca")

@@ -2,11 +2,14 @@
 
   python -m launch.train --config=research/baselines/configs/shakespeare.py:transformer \
       --workdir=/tmp/run --config.train.num_steps=200 --config.model.dim=64
+  python -m launch.train --list                       (every project's configs and their arg)
+  python -m launch.train --config=...:smoke --dry_run (the resolved config, nothing trained)
 
 `config.project` names the folder `research/<project>` whose `model.build(config)` returns
 either `(model, loss_fn, train_data, eval_data)` or a dict of keyword arguments for
 `lib.train.loop.train_and_evaluate` (`model`, `loss_fn`, `train_data`, `eval_data`, and
 optionally `test_data`, `init_batch`, `on_end`). Run the same command again to resume.
+Flags may also come from a file: `--flagfile=run.flags` (one flag per line, overrides too).
 On many hosts, run it once per host (see launch/slurm_gpu.sh and launch/tpu_vm.sh).
 """
 
@@ -14,20 +17,10 @@ import importlib
 import signal
 import sys
 
-from absl import app, flags, logging
-
-_OVERRIDES: list[str] = []
+from launch._common import main
 
 
-def parse_flags(argv):
-    """absl flags, except `--config.a.b=value` overrides, which go to the config."""
-    rest = [argv[0]]
-    for arg in argv[1:]:
-        (_OVERRIDES if arg.startswith("--config.") else rest).append(arg)
-    return flags.FLAGS(rest)
-
-
-def run(config, workdir: str) -> dict:
+def build_and_train(config, workdir: str) -> dict:
     """Build the project named by `config.project` and train it; returns the final metrics."""
     from lib.train.loop import train_and_evaluate
 
@@ -41,19 +34,13 @@ def run(config, workdir: str) -> dict:
     return train_and_evaluate(config, workdir, **built)
 
 
-def main(argv):
-    del argv
-    from lib.train.config import load_config
+def run(config, workdir: str) -> dict:
+    """`build_and_train` on every host, then print the final metrics; an interrupted run
+    (SIGTERM/SIGINT, checkpoint saved) exits with 128 + the signal number."""
     from lib.train.sharding import maybe_initialize_distributed
 
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
     maybe_initialize_distributed()  # before anything touches the devices
-    try:
-        config = load_config(_CONFIG.value, _OVERRIDES)
-    except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
-        raise app.UsageError(e.args[0] if e.args else str(e)) from None
-    result = run(config, _WORKDIR.value)
+    result = build_and_train(config, workdir)
     for split in ("train", "eval", "test"):
         keys = ("loss", "bits_per_token", "accuracy")
         shown = [f"{k}={result[f'{split}_{k}']:.4f}" for k in keys if f"{split}_{k}" in result]
@@ -65,13 +52,13 @@ def main(argv):
         print(f"samples of generated text: {result['samples_file']}")
     if "interrupted" in result:
         sys.exit(128 + signal.Signals[result["interrupted"]].value)
+    return result
 
 
 if __name__ == "__main__":
-    # flags are defined only when run as a script, so tests can import several launch modules
-    _CONFIG = flags.DEFINE_string("config", None, "path/to/config.py[:arg]")
-    _WORKDIR = flags.DEFINE_string(
-        "workdir", None, "output directory (resumes if it has checkpoints)"
+    main(
+        run,
+        "path/to/config.py[:arg] (--list shows them); override fields with --config.a.b=value",
+        workdir_help="output directory (resumes if it has checkpoints)",
+        workdir_required=True,
     )
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main, flags_parser=parse_flags)

@@ -8,33 +8,29 @@ research/universal_transformer/README.md.
 
 import json
 
-from absl import app, flags
-from ml_collections import config_flags
-
-from lib.train.loop import train_and_evaluate
-from research.universal_transformer.model import build
+from launch._common import main
 
 
-def main(argv):
-    del argv
-    config = _CONFIG.value
-    parts = build(config)
-    result = train_and_evaluate(config, _WORKDIR.value, **parts)
+def run(config, workdir: str) -> dict:
+    """Train and test one model; print the eval/test metrics; returns the final metrics."""
+    from lib.train.loop import train_and_evaluate
+    from research.universal_transformer.model import build
+
+    result = train_and_evaluate(config, workdir, **build(config))
     keys = [
         k for k in result if k.startswith(("eval_", "test_")) and not isinstance(result[k], list)
     ]
     print(json.dumps({k: round(float(result[k]), 4) for k in sorted(keys)}, indent=1))
     if "test_halting_by_position" in result:
         print("mean ACT steps by position (test):", result["test_halting_by_position"])
+    return result
 
 
 if __name__ == "__main__":
-    # flags are defined only when run as a script, so tests can import several launch modules
-    _CONFIG = config_flags.DEFINE_config_file(
-        "config", None, "configs/algorithmic.py:<task>,<model>"
+    main(
+        run,
+        "research/universal_transformer/configs/algorithmic.py:<task>,<model>",
+        workdir_help="output folder (resumes if it holds a checkpoint)",
+        workdir_required=True,
+        project="universal_transformer",
     )
-    _WORKDIR = flags.DEFINE_string(
-        "workdir", None, "output folder (resumes if it holds a checkpoint)"
-    )
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)

@@ -4,7 +4,8 @@ python -m launch.vir --config=research/vir/configs/{digits,mnist}.py[:smoke] [--
 (`mnist.py:matched`: parameter-matched (ViR dim, ViT dim) pairs, see the config)
 """
 
-from launch._report import main, report
+from launch._common import main
+from launch._report import report
 
 
 def run(c, workdir=None) -> dict:
@@ -33,4 +34,4 @@ def run(c, workdir=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(run, "research/vir/configs/*.py")
+    main(run, "research/vir/configs/*.py", project="vir")

@@ -2,16 +2,19 @@
 
 A config spec is `path/to/config.py` or `path/to/config.py:arg` (a dotted module name works
 too). Overrides are `a.b=value` strings, as given on the command line (`--config.a.b=value`).
-Unknown keys and values of the wrong type are rejected with a message naming the key.
+Every launcher and `load_config` parse them the same way: with `ml_collections.config_flags`
+(`parse_flags`), whose errors are restated here to name the key: an unknown key with the
+nearest existing one, a value of the wrong type with the type the field holds.
 """
 
-import ast
 import difflib
-import importlib
 import importlib.util
 import os
+import re
 
 import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -34,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.async_checkpointing = True
     c.train.progress_bar = True
     c.train.plot = True
+    c.train.start_over = False  # workdir holds another config's run: move it aside, not stop
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1
     c.mesh.fsdp = 1
@@ -53,8 +57,52 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def define_config_flag(
+    flag_values: flags.FlagValues = flags.FLAGS,
+    *,
+    name: str = "config",
+    help_string: str = "path/to/config.py[:arg]; override fields with --config.a.b=value",
+    sys_argv=None,
+):
+    """Defines the `--config` flag (`ml_collections.config_flags`) on `flag_values`.
+
+    Its value is the locked ConfigDict of `get_config(arg)` with every `--config.a.b=value`
+    applied. `sys_argv` is the command line the overrides are read from (default `sys.argv`).
+    Returns the flag holder (`.value` is the config).
+    """
+    return config_flags.DEFINE_config_file(
+        name, None, help_string, flag_values=flag_values, sys_argv=sys_argv
+    )
+
+
+def parse_flags(flag_values: flags.FlagValues, argv) -> list[str]:
+    """Parses `argv` into `flag_values` (absl), restating config errors so they name the key.
+
+    Returns the arguments that are not flags (absl's result, `argv[0]` first).
+
+    Raises:
+      FileNotFoundError: the config file does not exist.
+      KeyError: an override names a key the config does not have (with the nearest key).
+      TypeError: an override's value does not parse as the type of the field it sets.
+      absl `flags.Error` or the config file's own error otherwise (unknown flags, a bad
+      `arg` for `get_config`...).
+    """
+    spec, _ = _config_args(flags.FLAGS.read_flags_from_files(list(argv), force_gnu=False))
+    if spec is not None:
+        path = spec.partition(":")[0]
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"config file {path!r} not found")
+    try:
+        return flag_values(list(argv))
+    except Exception as error:  # config_flags raises KeyError, AttributeError, ValueError...
+        raise _explain(error, argv) from None
+
+
 def load_config(spec: str, overrides=()) -> ml_collections.ConfigDict:
-    """Load `path/to/config.py[:arg]` and apply `a.b=value` overrides.
+    """Load `path/to/config.py[:arg]` and apply `a.b=value` overrides, as a launcher does.
+
+    The overrides go through the same `--config` flag as on the command line
+    (`define_config_flag` on a fresh `absl.flags.FlagValues`, then `parse_flags`).
 
     Args:
       spec: a config file path or dotted module, optionally followed by `:arg` for
@@ -65,71 +113,105 @@ def load_config(spec: str, overrides=()) -> ml_collections.ConfigDict:
       The locked ConfigDict (adding new keys later raises).
 
     Raises:
-      FileNotFoundError / ValueError / TypeError with the offending spec or key in the message.
+      FileNotFoundError / KeyError / TypeError / ValueError naming the spec or key.
     """
-    path, _, arg = spec.partition(":")
-    module = _import_config_module(path)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config {path!r} has no get_config() function")
-    config = module.get_config(arg) if arg else module.get_config()
-    if not isinstance(config, ml_collections.ConfigDict):
-        raise TypeError(f"get_config() in {path!r} must return a ConfigDict, got {type(config)}")
-    apply_overrides(config, overrides)
-    config.lock()
-    return config
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
-    """Set `a.b=value` overrides in place; values are parsed to the existing field's type."""
+    path, sep, arg = spec.partition(":")
+    argv = ["load_config", f"--config={config_path(path)}{sep}{arg}"]
     for item in overrides:
-        key, sep, text = item.removeprefix("--").removeprefix("config.").partition("=")
-        if not sep:
+        key, eq, text = item.removeprefix("--").removeprefix("config.").partition("=")
+        if not eq or not key:
             raise ValueError(f"config override {item!r} must look like --config.a.b=value")
-        parent, leaf = _resolve(config, key)
-        old = parent[leaf]
-        value = parse_value(text, old, key)
-        try:
-            parent[leaf] = value
-        except TypeError as e:
-            raise TypeError(
-                f"config key {key!r} holds {type(old).__name__}; cannot set it to {text!r} ({e})"
-            ) from None
+        argv.append(f"--config.{key}={text}")
+    flag_values = flags.FlagValues()
+    holder = define_config_flag(flag_values, sys_argv=argv)
+    parse_flags(flag_values, argv)
+    return holder.value
 
 
-def parse_value(text: str, old, key: str = "?"):
-    """Parse a command-line string to the type of the current value `old`."""
-    if isinstance(old, bool):
-        low = text.strip().lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise TypeError(f"config key {key!r} is a bool; got {text!r} (use true/false)")
-    if isinstance(old, str):
-        return text
-    if isinstance(old, int | float):
-        try:
-            value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            raise TypeError(
-                f"config key {key!r} is {type(old).__name__}; cannot parse {text!r}"
-            ) from None
-        if isinstance(old, int) and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise TypeError(f"config key {key!r} is int; got {text!r}")
-        if isinstance(old, float) and not isinstance(value, int | float):
-            raise TypeError(f"config key {key!r} is float; got {text!r}")
-        return type(old)(value)
-    if isinstance(old, ml_collections.ConfigDict):
-        raise TypeError(f"config key {key!r} is a section; set its fields ({key}.name=...)")
+def config_path(path: str) -> str:
+    """The file of a config given as a path or as a dotted module name."""
+    if os.path.isfile(path) or path.endswith(".py"):
+        return path
     try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        value = text
-    if isinstance(old, tuple | list) and isinstance(value, tuple | list):
-        return type(old)(value)
-    if old is not None and not isinstance(value, type(old)):
-        raise TypeError(f"config key {key!r} is {type(old).__name__}; got {text!r}")
-    return value
+        found = importlib.util.find_spec(path)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.origin:
+        raise FileNotFoundError(f"config {path!r} is neither a file nor a module")
+    return found.origin
+
+
+def _config_args(argv, name: str = "config"):
+    """The config spec and the (key, text) overrides in `argv` (text None: a bare flag)."""
+    spec, overrides = None, []
+    for i, arg in enumerate(argv[1:], 1):
+        if re.match(rf"^--?{name}=", arg):
+            spec = arg.split("=", 1)[1]
+        elif re.match(rf"^--?{name}$", arg) and i + 1 < len(argv):
+            spec = argv[i + 1]
+        elif m := re.match(rf"^--?(no)?{name}\.([^=]+)(=(.*))?$", arg, re.S):
+            overrides.append((m.group(2), "false" if m.group(1) else m.group(4)))
+    return spec, overrides
+
+
+def _explain(error: Exception, argv, name: str = "config") -> Exception:
+    """The error restated to name the config key at fault, or `error` itself."""
+    spec, overrides = _config_args(flags.FLAGS.read_flags_from_files(list(argv), force_gnu=False))
+    if spec is None:
+        return error
+    path, sep, arg = spec.partition(":")
+    try:
+        module = _import_config_module(path)
+        if not hasattr(module, "get_config"):
+            return ValueError(f"config {path!r} has no get_config() function")
+        config = module.get_config(arg) if sep else module.get_config()
+    except Exception as e:  # the config file's own error (e.g. a bad `arg`)
+        text = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
+        try:
+            return type(e)(f"config {spec!r}: {text}")
+        except Exception:
+            return ValueError(f"config {spec!r}: {text}")
+    if not isinstance(config, ml_collections.ConfigDict):
+        return TypeError(f"get_config() in {path!r} must return a ConfigDict, got {type(config)}")
+    for key, text in overrides:
+        problem = _check_override(config, key, text)
+        if problem is not None:
+            return problem
+    return error
+
+
+_PARSERS = {bool: flags.BooleanParser(), int: flags.IntegerParser(), float: flags.FloatParser()}
+
+
+def _check_override(config, key: str, text):
+    """An exception describing why `--config.key=text` cannot apply to `config`, or None."""
+    try:
+        parent, leaf = _resolve(config, key)
+    except KeyError as e:
+        return e
+    kind = parent.get_type(leaf)
+    if isinstance(kind, type) and issubclass(kind, ml_collections.ConfigDict):
+        return TypeError(f"config key {key!r} is a section; set its fields ({key}.name=...)")
+    if kind is list:
+        return TypeError(
+            f"config key {key!r} holds a list, which the command line cannot set; "
+            "make it a tuple in the config file"
+        )
+    if kind is type(None):
+        return TypeError(
+            f"config key {key!r} is None with no type; give it a typed default in the config "
+            "file (e.g. ml_collections.config_dict.placeholder(int))"
+        )
+    if kind in _PARSERS and text is not None:
+        try:
+            _PARSERS[kind].parse(text)
+        except (TypeError, ValueError):
+            hint = " (use true/false)" if kind is bool else ""
+            return TypeError(
+                f"config key {key!r} is {'a bool' if kind is bool else kind.__name__}; "
+                f"cannot parse {text!r}{hint}"
+            )
+    return None
 
 
 def _resolve(config, key: str):
@@ -142,7 +224,8 @@ def _resolve(config, key: str):
             where = ".".join(path) or "the config"
             close = difflib.get_close_matches(part, keys, n=1)
             hint = f"; did you mean {'.'.join([*path, close[0]])!r}?" if close else ""
-            raise KeyError(f"unknown config key {key!r}: {where} has keys {keys}{hint}")
+            found = f"{where} has keys {keys}" if keys else f"{where} is not a section"
+            raise KeyError(f"unknown config key {key!r}: {found}{hint}")
         if i == len(parts) - 1:
             return node, part
         node = node[part]
@@ -151,18 +234,13 @@ def _resolve(config, key: str):
 
 
 def _import_config_module(path: str):
-    if os.path.isfile(path):
-        name = "_config_" + os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    if path.endswith(".py"):
+    if not os.path.isfile(path):
         raise FileNotFoundError(f"config file {path!r} not found")
-    try:
-        return importlib.import_module(path)
-    except ModuleNotFoundError:
-        raise FileNotFoundError(f"config {path!r} is neither a file nor a module") from None
+    name = "_config_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def config_to_dict(config) -> dict:

@@ -23,13 +23,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.fit = ml_collections.ConfigDict(
         dict(steps=100 if smoke else 3000, batch_size=1024, learning_rate=3e-3, sparsity_warmup=0.5)
     )
-    c.recovery_orders = [3] if smoke else [3, 7, 12]
-    c.hard_orders = [3] if smoke else [3, 7]
+    c.recovery_orders = (3,) if smoke else (3, 7, 12)
+    c.hard_orders = (3,) if smoke else (3, 7)
     c.true_p = 3
     c.min_abs = 0.1
     c.model_p = 10 if smoke else 30
-    c.sparsities = [0.3] if smoke else [0.0, 0.1, 0.3, 1.0]
+    c.sparsities = (0.3,) if smoke else (0.0, 0.1, 0.3, 1.0)
     c.order_tol = 0.05
-    c.timing_orders = [3] if smoke else [8, 32, 128, 512]
+    c.timing_orders = (3,) if smoke else (8, 32, 128, 512)
     c.timing_true_p = 3
     return c

@@ -33,7 +33,7 @@ def get_config(arg: str = ""):
 
     c = base_config()
     c.project = "future_token_prediction"
-    c.models = list(KINDS)  # what launch/future_token_prediction.py trains, in order
+    c.models = KINDS  # what launch/future_token_prediction.py trains, in order
     # --config.seeds="(0,1,2)": the launcher's in-memory seed study instead (both models).
     c.seeds = ()
     m = c.model
@@ -46,9 +46,9 @@ def get_config(arg: str = ""):
     m.n_future = 4  # N: tokens t+1 .. t+N predicted from position t
     m.pseudo_len = 4  # P: vectors in the pseudo-sequence the decoder attends to
     m.future_decay = 1.0  # slot j's loss weight is future_decay ** j (1.0: uniform)
-    m.lags = [1, 2, 4, 8, 16, 32]  # cosine similarity of h_t and h_{t+k}
+    m.lags = (1, 2, 4, 8, 16, 32)  # cosine similarity of h_t and h_{t+k}
     m.analysis_batches = 64  # held-out batches whose embeddings the end-of-run analysis uses
-    m.rollout_cuts = [15, 31, 47]  # positions after which both models guess N tokens greedily
+    m.rollout_cuts = (15, 31, 47)  # positions after which both models guess N tokens greedily
 
     d = c.data
     d.name = "shakespeare_char"
@@ -72,9 +72,9 @@ def get_config(arg: str = ""):
     if smoke:
         m.dim, m.depth, m.num_heads, m.decoder_dim = 16, 1, 2, 16
         m.n_future, m.pseudo_len = 3, 2
-        m.lags = [1, 2, 4]
+        m.lags = (1, 2, 4)
         m.analysis_batches = 2
-        m.rollout_cuts = [7, 20]
+        m.rollout_cuts = (7, 20)
         d.seq_len, d.batch_size = 32, 8
         d.evaluate_test = False
         c.train.num_steps = 4

@@ -23,9 +23,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         dict(
             dataset="digits",
             # init scheme -> noise variances eta (0 = no noise); gamma below.
-            grid={"simple": [0.0, 0.01]}
+            grid={"simple": (0.0, 0.01)}
             if smoke
-            else {"simple": [0.0, 0.01, 0.3], "zero": [0.0, 0.01]},
+            else {"simple": (0.0, 0.01, 0.3), "zero": (0.0, 0.01)},
             gamma=0.55,
             depth=3 if smoke else 20,
             width=16 if smoke else 50,
@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             steps=20 if smoke else 6000,
             batch_size=128,
             learning_rate=0.1,
-            clip_norm=None,
+            clip_norm=ml_collections.config_dict.placeholder(float),  # None: no clipping
             seeds=2 if smoke else 6,
             success_accuracy=0.5,
         )

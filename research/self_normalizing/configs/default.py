@@ -20,12 +20,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     run. UCR sets must be prepared first: `python -m lib.data prepare ucr_gunpoint` (and
     `ucr_italy_power_demand`, `ucr_arrowhead`)."""
     smoke = arg == "smoke"
-    ucr = ["ucr:gunpoint", "ucr:italy_power_demand", "ucr:arrowhead"]
+    ucr = ("ucr:gunpoint", "ucr:italy_power_demand", "ucr:arrowhead")
     c = ml_collections.ConfigDict()
     c.run_stats = arg != "ucr"
     c.stats = ml_collections.ConfigDict(
         dict(
-            activations=["selu", "relu", "relu_bn", "relu_lecun"],
+            activations=("selu", "relu", "relu_bn", "relu_lecun"),
             depth=4 if smoke else 32,
             width=32 if smoke else 256,
             in_dim=64,
@@ -35,9 +35,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     c.train = ml_collections.ConfigDict(
         dict(
-            datasets=["digits"] if smoke else ucr if arg == "ucr" else ["digits", *ucr],
-            activations=["selu", "relu", "relu_bn"],
-            depths=[4] if smoke else [8, 32],
+            datasets=("digits",) if smoke else ucr if arg == "ucr" else ("digits", *ucr),
+            activations=("selu", "relu", "relu_bn"),
+            depths=(4,) if smoke else (8, 32),
             width=16 if smoke else 64,
             steps=20 if smoke else 1000,
             batch_size=32 if arg == "ucr" else 128,

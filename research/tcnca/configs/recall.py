@@ -19,9 +19,9 @@ def get_config(arg: str = ""):
     c = ml_collections.ConfigDict()
     c.experiment = "recall"
     c.task_options = {"num_pairs": 4}
-    c.lengths = [32, 128]
-    c.num_keys = [8, 32]
-    c.recurrences = ["tcn", "ema", "none"]
+    c.lengths = (32, 128)
+    c.num_keys = (8, 32)
+    c.recurrences = ("tcn", "ema", "none")
     # Chunks of 16: at length 32 the keys' chunk holds a third of the queries; beyond it, only
     # the recurrence carries the pairs across chunks.
     c.mixer = {"chunk_size": 16, "num_heads": 2, "kernel_size": 3, "num_layers": 4}
@@ -33,10 +33,10 @@ def get_config(arg: str = ""):
     c.eval_batches = 8
     c.seed = 0
     if arg == "long":  # one setting trained 3x longer: does the gap hold once recall is learned?
-        c.lengths, c.num_keys, c.steps = [32], [8], 1500
+        c.lengths, c.num_keys, c.steps = (32,), (8,), 1500
     elif arg == "smoke":
         c.task_options = {"num_pairs": 2}
-        c.lengths, c.num_keys, c.recurrences = [16], [4], ["tcn"]  # EMA: tests/research
+        c.lengths, c.num_keys, c.recurrences = (16,), (4,), ("tcn",)  # EMA: tests/research
         c.mixer = {"chunk_size": 8, "num_heads": 2, "kernel_size": 3, "num_layers": 1}
         c.dim, c.depth, c.batch_size, c.steps, c.eval_batches = 16, 1, 8, 2, 1
     elif arg:
