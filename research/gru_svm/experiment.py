@@ -59,7 +59,7 @@ def compare_heads(
         "softmax": (softmax_cross_entropy, None),
         "svm": (
             functools.partial(squared_hinge_loss, c=svm_c),
-            functools.partial(head_l2, l2=svm_l2),
+            lambda params, step: head_l2(params, svm_l2),
         ),
     }
     acc = {}
