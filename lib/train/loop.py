@@ -11,7 +11,9 @@ The model and data are arguments; this file knows nothing about any model. Contr
 - `train_data`: an iterator of batches (dicts of numpy arrays: this process's share of the
   global batch). With `get_state()` / `set_state(s)` its position is checkpointed; without,
   a resumed run skips the batches already seen.
-- `eval_data` / `test_data`: zero-argument callables returning a fresh, finite iterator.
+- `eval_data` / `test_data`: zero-argument callables returning a fresh, finite iterator, or
+  dicts of them by name (named evaluation sets, e.g. `{"len256": ..., "len1024": ...}`), whose
+  metrics are `eval_<name>_<metric>` (logged as split `eval_<name>`).
 """
 
 import functools
@@ -177,6 +179,7 @@ def train_and_evaluate(
     mesh=None,
     make_train_step=None,
     make_eval_step=None,
+    init_from=None,
 ) -> dict:
     """Train `model` on `train_data`, evaluating, logging and checkpointing into `workdir`.
 
@@ -196,6 +199,10 @@ def train_and_evaluate(
       make_train_step, make_eval_step: optional step factories for steps that do more than
         one gradient update or one forward pass per batch (e.g. deep supervision over
         segments); see `Trainer`.
+      init_from: optional workdir of an earlier run (same model and optimizer): a fresh run
+        starts from the params (and model state) of its newest checkpoint instead of
+        `model.init`, with a fresh optimizer state and step 0 (e.g. a curriculum's second
+        phase, fine-tuning). Ignored when `workdir` has a checkpoint to resume from.
 
     Returns:
       Final metrics: `step`, `train_*` (mean over the last logging window), `eval_*`,
@@ -205,6 +212,7 @@ def train_and_evaluate(
       FloatingPointError: the training loss became NaN or infinite (the message names the step).
     """
     tc = config.train
+    _named_sets("eval", eval_data), _named_sets("test", test_data)  # bad sets fail before training
     os.makedirs(workdir, exist_ok=True)
     train_iter = iter(train_data)
     if init_batch is None:
@@ -231,6 +239,8 @@ def train_and_evaluate(
     if restored is not None:
         state, data_state, start = restored
         train_iter = _resume_data(train_iter, data_state, start)
+    elif init_from:
+        state = _warm_start(state, init_from)
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             json.dump(config_to_dict(config), f, indent=2, default=str)
@@ -261,11 +271,9 @@ def train_and_evaluate(
     if stopped:
         return result
     bar.close()
-    for split, make_iter in (("eval", eval_data), ("test", test_data)):
-        if make_iter is not None:
-            state, em = trainer.evaluate(
-                state, make_iter, tc.eval_batches if split == "eval" else 0
-            )
+    for kind, data in (("eval", eval_data), ("test", test_data)):
+        for split, make_iter in _named_sets(kind, data):
+            state, em = trainer.evaluate(state, make_iter, tc.eval_batches if kind == "eval" else 0)
             writer.write(step, split, em)
             result.update({f"{split}_{k}": v for k, v in em.items()})
     checkpointer.save(step, state, _data_state(train_iter), force=True)
@@ -324,10 +332,45 @@ def _train_loop(trainer, state, train_iter, checkpointer, writer, bar, result, s
             if saving:
                 checkpointer.save(step, state, _data_state(train_iter), force=last)
             if eval_data is not None and tc.eval_every and step % tc.eval_every == 0 and not last:
-                state, em = trainer.evaluate(state, eval_data, tc.eval_batches)
-                writer.write(step, "eval", em)
+                for split, make_iter in _named_sets("eval", eval_data):
+                    state, em = trainer.evaluate(state, make_iter, tc.eval_batches)
+                    writer.write(step, split, em)
     result.update(step=step, _state=state)
     return False
+
+
+def _named_sets(kind: str, data) -> list:
+    """`[(split, factory)]` of `eval_data` / `test_data`: `[]` for None, `[(kind, data)]` for
+    one factory, `[(f"{kind}_{name}", factory), ...]` for a dict of named sets."""
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return [(kind, data)]
+    for name, make_iter in data.items():
+        if not isinstance(name, str) or not name or not callable(make_iter):
+            raise ValueError(
+                f"{kind}_data: a dict of named sets maps non-empty names to zero-argument "
+                f"iterator factories; got {name!r}: {type(make_iter).__name__}"
+            )
+    return [(f"{kind}_{name}", make_iter) for name, make_iter in data.items()]
+
+
+def _warm_start(state: TrainState, workdir: str) -> TrainState:
+    """`state` with the params and model state of the newest checkpoint in `workdir`."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"init_from: no checkpoints in {directory}; train that run first")
+    source = ckpt_lib.Checkpointer(directory, async_save=False)
+    try:
+        restored = source.restore(state)
+    finally:
+        source.close()
+    if restored is None:
+        raise FileNotFoundError(f"init_from: no readable checkpoint in {directory}")
+    other = restored[0]
+    if jax.process_index() == 0:
+        print(f"starting from the params of {workdir} (its step {restored[2]})", flush=True)
+    return state.replace(params=other.params, model_state=other.model_state)
 
 
 def _flush(window, step: int) -> dict:

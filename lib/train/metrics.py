@@ -106,11 +106,14 @@ def plot_curves(workdir: str, keys=("loss", "accuracy")) -> str | None:
 
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for split, style in (("train", "-"), ("eval", "o-"), ("test", "s")):
+        # Named evaluation sets are splits `eval_<name>` / `test_<name>` (lib.train.loop).
+        styles = {"train": "-", "eval": "o-", "test": "s"}
+        kind = lambda split: str(split).split("_")[0]  # noqa: E731
+        splits = {r.get("split") for r in rows if key in r and kind(r.get("split")) in styles}
+        for split in sorted(splits, key=lambda s: (list(styles).index(kind(s)), s)):
             pts = [(r["step"], r[key]) for r in rows if r.get("split") == split and key in r]
-            if pts:
-                x, y = zip(*pts)
-                ax.plot(x, y, style, label=split, markersize=3)
+            x, y = zip(*pts)
+            ax.plot(x, y, styles[kind(split)], label=split, markersize=3)
         ax.set_xlabel("step")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
