@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from lib.train import checkpoint as ckpt_lib
 from lib.train import metrics as metrics_lib
 from lib.train import sharding as sharding_lib
-from lib.train.config import config_to_dict
+from lib.train import workdir as workdir_lib
 from lib.train.optim import make_optimizer, make_schedule
 from lib.train.state import TrainState, create_train_state, num_params, step_rng
 
@@ -209,11 +209,18 @@ def train_and_evaluate(
       `test_*`, plus `interrupted` (the signal's name) when stopped by a signal.
 
     Raises:
-      FloatingPointError: the training loss became NaN or infinite (the message names the step).
+      FloatingPointError: the training loss, parameters or optimizer state became NaN or
+        infinite (the message names the step and the last finite checkpoint, where a rerun
+        resumes; a non-finite state is never saved).
+      ValueError: a bad `config.train` value (named), or `workdir` holds a run made with
+        another config (`lib.train.workdir.ConfigChangedError`; nothing is touched).
+      lib.train.checkpoint.CheckpointWriteError: a checkpoint could not be written.
     """
     tc = config.train
+    validate_train_config(tc)
     _named_sets("eval", eval_data), _named_sets("test", test_data)  # bad sets fail before training
     os.makedirs(workdir, exist_ok=True)
+    moved = workdir_lib.check_config(workdir, config, start_over=tc.get("start_over", False))
     train_iter = iter(train_data)
     if init_batch is None:
         init_batch = next(train_iter)
@@ -235,15 +242,20 @@ def train_and_evaluate(
         async_save=tc.async_checkpointing,
     )
     start = 0
-    restored = checkpointer.restore(state)
+    try:
+        restored = checkpointer.restore(state)
+    except BaseException:
+        checkpointer.close(raise_errors=False)
+        raise
     if restored is not None:
         state, data_state, start = restored
         train_iter = _resume_data(train_iter, data_state, start)
     elif init_from:
         state = _warm_start(state, init_from)
+    workdir_lib.write_config(workdir, config)
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump(config_to_dict(config), f, indent=2, default=str)
+        if moved:
+            print(f"train.start_over: the previous run's files are now in {moved}", flush=True)
         print(
             f"{'resuming at' if start else 'starting at'} step {start} of {tc.num_steps}; "
             f"{num_params(state.params):,} parameters; mesh {dict(trainer.mesh.shape)}; "
@@ -258,29 +270,36 @@ def train_and_evaluate(
         disable=not tc.progress_bar or jax.process_index() != 0,
         dynamic_ncols=True,
     )
+    # Every path out closes the checkpointer (pending writes finish or fail loudly), and the
+    # final checkpoint is on disk before final evaluation or `on_end` can fail.
     try:
         stopped = _train_loop(
             trainer, state, train_iter, checkpointer, writer, bar, result, start, eval_data
         )
-    except BaseException:  # a NaN, Ctrl-C twice, a bug: leave the files and threads tidy
+        state, step = result.pop("_state"), result["step"]
+        if stopped:
+            return result
+        bar.close()
+        checkpointer.save(step, state, _data_state(train_iter), force=True)
+        checkpointer.wait()
+        for kind, data in (("eval", eval_data), ("test", test_data)):
+            for split, make_iter in _named_sets(kind, data):
+                state, em = trainer.evaluate(
+                    state, make_iter, tc.eval_batches if kind == "eval" else 0
+                )
+                writer.write(step, split, em)
+                result.update({f"{split}_{k}": v for k, v in em.items()})
+        if on_end is not None:
+            result.update(on_end(state, workdir) or {})
+    except BaseException as e:  # a NaN, a failed write, Ctrl-C twice, a bug: tidy up, re-raise
         bar.close()
         writer.close()
-        checkpointer.close()
+        checkpointer.close(raise_errors=False)
+        if isinstance(e, FloatingPointError) and e.args:
+            e.args = (f"{e.args[0]} {_resume_note(checkpointer)}", *e.args[1:])
         raise
-    state, step = result.pop("_state"), result["step"]
-    if stopped:
-        return result
-    bar.close()
-    for kind, data in (("eval", eval_data), ("test", test_data)):
-        for split, make_iter in _named_sets(kind, data):
-            state, em = trainer.evaluate(state, make_iter, tc.eval_batches if kind == "eval" else 0)
-            writer.write(step, split, em)
-            result.update({f"{split}_{k}": v for k, v in em.items()})
-    checkpointer.save(step, state, _data_state(train_iter), force=True)
     checkpointer.close()
     writer.close()
-    if on_end is not None:
-        result.update(on_end(state, workdir) or {})
     if tc.plot:
         metrics_lib.plot_curves(workdir)
     if jax.process_index() == 0:
@@ -320,6 +339,7 @@ def _train_loop(trainer, state, train_iter, checkpointer, writer, bar, result, s
                 bar.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{rate * examples:.0f}")
                 result.update({f"train_{k}": v for k, v in means.items()})
                 window, last_log_t, last_log_step = [], now, step
+                checkpointer.check()  # a failed background write stops the run here
             if stopping:
                 checkpointer.save(step, state, _data_state(train_iter), force=True)
                 checkpointer.close()
@@ -337,6 +357,26 @@ def _train_loop(trainer, state, train_iter, checkpointer, writer, bar, result, s
                     writer.write(step, split, em)
     result.update(step=step, _state=state)
     return False
+
+
+def validate_train_config(tc) -> None:
+    """Raise ValueError naming the `train.*` key whose value cannot work."""
+    minimum = {"num_steps": 0, "log_every": 1, "eval_every": 0, "eval_batches": 0,
+               "checkpoint_every": 0, "keep_checkpoints": 1}  # fmt: skip
+    for key, low in minimum.items():
+        value = tc[key]
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"config.train.{key} must be an integer >= {low}, got {value!r}")
+
+
+def _resume_note(checkpointer) -> str:
+    last = checkpointer.latest_step()
+    if last is None:
+        return "No checkpoint was written; a rerun starts from step 0."
+    return (
+        f"The last checkpoint, step {last} in {checkpointer.directory}, is finite (a "
+        "non-finite state is never saved); a rerun resumes from it."
+    )
 
 
 def _named_sets(kind: str, data) -> list:

@@ -147,3 +147,11 @@ def shard_batch(batch, sharding: NamedSharding):
         return jax.make_array_from_process_local_data(sharding, x)
 
     return jax.tree_util.tree_map(one, batch)
+
+
+def sync_processes(name: str) -> None:
+    """Wait until every process reaches this point (no-op on one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
