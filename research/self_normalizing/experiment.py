@@ -1,15 +1,13 @@
-"""The two SNN experiments (Klambauer et al. 2017): activation statistics and deep-MLP training.
-
-Called by `launch/self_normalizing.py` with values from `configs/default.py`.
+"""The two SNN studies (Klambauer et al. 2017): activation statistics at init, and which deep
+MLPs the training comparison trains (`launch/self_normalizing.py` runs them through
+`lib.train.fit.fit_study`; values from `configs/default.py`).
 """
 
 import jax
 import numpy as np
-import optax
 
-from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
 from research.self_normalizing.data import load_arrays
-from research.self_normalizing.model import DeepMLP, hidden_statistics
+from research.self_normalizing.model import DeepMLP, hidden_statistics, make_study_fit
 
 
 def activation_statistics(
@@ -46,72 +44,40 @@ def activation_statistics(
     return rows
 
 
-def training_comparison(
-    datasets,
-    activations,
-    depths,
-    width: int,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    dropout_rate: float,
-    seeds: int,
-) -> list[dict]:
-    """Train each (data set, activation, depth) MLP with plain SGD over `seeds`.
+def training_variants(config) -> list:
+    """The training study of `config.study`: one `lib.train.fit.Variant` per (data set, depth,
+    activation), each `config`'s recipe (`model.make_study_fit`) with that model."""
+    from lib.train.fit import Variant
 
-    Args:
-      datasets: names for `load_arrays` ("digits", "ucr:gunpoint", ...).
-
-    Returns:
-      One row per (data set, activation, depth): mean and std of test accuracy, mean training
-      loss at the end, and how many seeds ended with a non-finite loss.
-    """
-    rows = []
-    for dataset in datasets:
-        rows += _compare_on(
-            dataset,
-            activations,
-            depths,
-            width,
-            steps,
-            batch_size,
-            learning_rate,
-            dropout_rate,
-            seeds,
-        )
-    return rows
+    variants = []
+    for dataset in config.study.datasets:
+        x_tr, y_tr, x_te, y_te, k = load_arrays(dataset, seed=0)
+        for depth in config.study.depths:
+            for act in config.study.activations:
+                c = config.copy_and_resolve_references()
+                c.model.update(depth=depth, activation=act)
+                c.data.name = dataset
+                fit = make_study_fit(c, k, len(x_tr))
+                name = f"{dataset.replace(':', '-')}_d{depth}_{act}"
+                fields = {"dataset": dataset, "activation": act, "depth": depth}
+                variants.append(Variant(name, fit, (x_tr, y_tr, x_te, y_te), fields=fields))
+    return variants
 
 
-def _compare_on(
-    dataset, activations, depths, width, steps, batch_size, learning_rate, dropout_rate, seeds
-):
-    x_tr, y_tr, x_te, y_te, k = load_arrays(dataset, seed=0)
-    batch_size = min(batch_size, len(x_tr))
-    rows = []
-    for depth in depths:
-        for act in activations:
-            model = DeepMLP(depth, width, k, act, dropout_rate=dropout_rate)
-            fit = make_fit(
-                model,
-                optax.sgd(learning_rate),
-                softmax_cross_entropy,
-                steps=steps,
-                batch_size=batch_size,
-            )
-            res = run_seeds(fit, range(seeds), (x_tr, y_tr, x_te, y_te), vectorize=True)
-            acc = np.array([r["test_accuracy"] for r in res])
-            loss = np.array([r["final_loss"] for r in res])
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "activation": act,
-                    "depth": depth,
-                    "test_acc_mean": float(acc.mean()),
-                    "test_acc_std": float(acc.std()),
-                    "final_train_loss": float(np.nanmean(loss))
-                    if np.isfinite(loss).any()
-                    else float("nan"),
-                    "diverged": int((~np.isfinite(loss)).sum()),
-                }
-            )
-    return rows
+def training_table(rows: list[dict]) -> list[dict]:
+    """The README's table from a study's runs: per (data set, activation, depth) the mean and
+    (population) std of test accuracy over seeds, the mean final training loss of the seeds
+    that stayed finite, and how many seeds ended with a non-finite loss."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["activation"], r["depth"]), []).append(r)
+    out = []
+    for (dataset, act, depth), group in groups.items():
+        acc = np.array([r["test_accuracy"] for r in group])
+        loss = np.array([r["final_loss"] for r in group])
+        finite = np.isfinite(loss)
+        out.append({"dataset": dataset, "activation": act, "depth": depth,
+                    "test_acc_mean": float(acc.mean()), "test_acc_std": float(acc.std()),
+                    "final_train_loss": float(loss[finite].mean()) if finite.any() else float("nan"),
+                    "diverged": int((~finite).sum())})  # fmt: skip
+    return out

@@ -90,3 +90,41 @@ def hidden_statistics(
     means = jnp.stack([a.mean() for a in acts])
     variances = jnp.stack([a.var() for a in acts])
     return means, variances
+
+
+def make_model(model_cfg, num_classes: int) -> DeepMLP:
+    """The `DeepMLP` of a config's `model` section (depth, width, activation, dropout_rate)."""
+    return DeepMLP(model_cfg.depth, model_cfg.width, num_classes, model_cfg.activation,
+                   model_cfg.dropout_rate)  # fmt: skip
+
+
+def make_study_fit(config, num_classes: int, num_train: int):
+    """The in-memory fit (`lib.train.fit`) of `config`'s model and recipe: the optimizer of
+    `config.optimizer`, `config.train.num_steps` steps, batches of `config.data.batch_size`
+    (at most the training set), softmax cross-entropy, accuracy."""
+    from lib.train.fit import make_fit, softmax_cross_entropy
+    from lib.train.optim import make_optimizer
+
+    steps = config.train.num_steps
+    return make_fit(make_model(config.model, num_classes),
+                    make_optimizer(config.optimizer, steps), softmax_cross_entropy, steps=steps,
+                    batch_size=min(config.data.batch_size, num_train))  # fmt: skip
+
+
+def build(config) -> dict:
+    """One MLP on `config.data.name` for `lib.train.loop.train_and_evaluate`: minibatches drawn
+    with replacement from the standardised training split, the test split evaluated at the
+    end (`test_accuracy`), softmax cross-entropy (see configs/default.py)."""
+    from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+    from lib.train.fit import softmax_cross_entropy
+    from research.self_normalizing.data import load_arrays
+
+    x_tr, y_tr, x_te, y_te, k = load_arrays(config.data.name, seed=0)
+    batch = min(config.data.batch_size, len(x_tr))
+    return dict(
+        model=make_model(config.model, k),
+        loss_fn=array_loss(softmax_cross_entropy),
+        train_data=ArrayBatches(x_tr, y_tr, batch, config.seed),
+        eval_data=None,
+        test_data=eval_batches(x_te, y_te),
+    )

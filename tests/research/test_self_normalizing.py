@@ -62,15 +62,27 @@ def test_digits_split_is_standardized():
         load_arrays("cifar")
 
 
-def test_smoke_launch():
-    from launch.self_normalizing import run
+def test_smoke_run_and_study(tmp_path):
+    """One model through launch.train (the run outputs, and a second call resumes from the
+    final checkpoint), and the study launcher through lib.train.fit (per-seed outputs and
+    results.json)."""
+    from launch.self_normalizing import run as run_study
+    from launch.train import run
     from research.self_normalizing.configs.default import get_config
 
     c = get_config("smoke")
-    c.stats.activations = ["selu"]
-    c.train.activations = ["selu"]
-    res = run(c)
+    r = run(c, str(tmp_path / "run"))
+    for name in ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert r["step"] == 20 and 0.0 <= r["test_accuracy"] <= 1.0
+    assert run(c, str(tmp_path / "run"))["step"] == 20  # resumed at the end: nothing retrained
+    c.stats.run = False  # the statistics have their own tests above
+    c.study.activations = ("selu",)
+    res = run_study(c, str(tmp_path / "study"))
     assert np.isfinite(res["training"][0]["final_train_loss"])
+    for name in ("metrics.jsonl", "curves.png", "final_metrics.json"):
+        assert (tmp_path / "study" / "digits_d4_selu" / "seed0" / name).exists(), name
+    assert (tmp_path / "study" / "results.json").exists()
 
 
 @pytest.mark.slow

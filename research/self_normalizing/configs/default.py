@@ -1,10 +1,13 @@
 """Self-normalizing networks: activation statistics of a 32-layer MLP; deep SNN vs ReLU MLPs.
 
-Full run (2-core CPU, about 10 minutes):
+One model (a run with checkpoints, `lib.train.loop`; the SNN of depth 8 by default):
+  python -m launch.train --config=research/self_normalizing/configs/default.py \
+      --workdir=/tmp/snn_run [--config.model.activation=relu --config.model.depth=32]
+The study (activation statistics, then every data set x depth x activation over seeds, all
+seeds of a model at once in memory through lib.train.fit; 2-core CPU, about 10 minutes):
   python -m launch.self_normalizing --config=research/self_normalizing/configs/default.py \
       --workdir=/tmp/snn
-Smoke (seconds):
-  python -m launch.self_normalizing --config=research/self_normalizing/configs/default.py:smoke
+Smoke (seconds): add `:smoke` to the config path.
 
 Expected (see README): at init, every hidden layer of the 32-layer SELU/LeCun MLP has mean within
 ~0.05 of 0 and variance within ~0.1 of 1, while ReLU/LeCun's variance collapses (~1e-5 by layer
@@ -14,6 +17,8 @@ reaches at least the test accuracy of the ReLU and ReLU+BatchNorm MLPs of the sa
 
 import ml_collections
 
+from lib.train.config import base_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: `arg` = "smoke" (seconds), "ucr" (the UCR training comparison only), else the full
@@ -21,10 +26,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     `ucr_italy_power_demand`, `ucr_arrowhead`)."""
     smoke = arg == "smoke"
     ucr = ("ucr:gunpoint", "ucr:italy_power_demand", "ucr:arrowhead")
-    c = ml_collections.ConfigDict()
-    c.run_stats = arg != "ucr"
+    c = base_config()
+    c.project = "self_normalizing"
+    c.model = ml_collections.ConfigDict(
+        dict(depth=4 if smoke else 8, width=16 if smoke else 64, activation="selu",
+             dropout_rate=0.0)
+    )  # fmt: skip
+    # "digits" (sklearn) or "ucr:<name>" (a prepared lib.data UCR set).
+    c.data = ml_collections.ConfigDict(dict(name="digits", batch_size=32 if arg == "ucr" else 128))
+    # Plain SGD at a constant learning rate (the paper's comparison: no momentum, no clipping).
+    c.optimizer.update(name="sgd", learning_rate=0.01, schedule="constant", warmup_steps=0,
+                       weight_decay=0.0, grad_clip_norm=0.0)  # fmt: skip
+    c.train.update(num_steps=20 if smoke else 1000, log_every=10 if smoke else 100,
+                   eval_every=0, checkpoint_every=0)  # fmt: skip
     c.stats = ml_collections.ConfigDict(
         dict(
+            run=arg != "ucr",
             activations=("selu", "relu", "relu_bn", "relu_lecun"),
             depth=4 if smoke else 32,
             width=32 if smoke else 256,
@@ -33,16 +50,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             seeds=1 if smoke else 5,
         )
     )
-    c.train = ml_collections.ConfigDict(
+    # The training study: every data set x depth x activation, `seeds` seeds each.
+    c.study = ml_collections.ConfigDict(
         dict(
             datasets=("digits",) if smoke else ucr if arg == "ucr" else ("digits", *ucr),
             activations=("selu", "relu", "relu_bn"),
             depths=(4,) if smoke else (8, 32),
-            width=16 if smoke else 64,
-            steps=20 if smoke else 1000,
-            batch_size=32 if arg == "ucr" else 128,
-            learning_rate=0.01,
-            dropout_rate=0.0,
             seeds=1 if smoke else 3,
         )
     )
