@@ -294,7 +294,31 @@ def gla_pallas(
 
     Returns:
       o [batch, length, heads, dv] in v's dtype, and S_T [batch, heads, dk, dv] when asked.
+
+    Log gates are clamped at `G_FLOOR` (exp of it is exactly 0 in float32, like exp(-inf)), so
+    a gate of -inf gives the recurrence's exact zero decay, not `-inf - (-inf)`. The kernel's
+    matmuls multiply masked zeros by later inputs, so inputs holding a NaN or inf run the
+    recurrence (`gla_ref`) instead, which keeps outputs at t independent of inputs after t.
     """
+    from lib.ops._checks import finite_or  # noqa: PLC0415
+    from lib.ops.linear_attention.gated import G_FLOOR, gla_ref  # noqa: PLC0415 (op imports us)
+
+    g = jnp.maximum(g, G_FLOOR)
+
+    def kernel():
+        return _gla_pallas(
+            q, k, v, g, scale, initial_state, chunk_size, sub_chunk, block_v, interpret
+        )
+
+    def recurrence():
+        o, s_last = gla_ref(q, k, v, g, scale=scale, initial_state=initial_state)
+        return o.astype(v.dtype), s_last
+
+    o, s_last = finite_or(kernel, recurrence, q, k, v, g, initial_state)
+    return (o, s_last) if return_final_state else o
+
+
+def _gla_pallas(q, k, v, g, scale, initial_state, chunk_size, sub_chunk, block_v, interpret):
     bsz, length, nh, dk = q.shape
     dv = v.shape[-1]
     if g.ndim == 3:
@@ -335,6 +359,4 @@ def gla_pallas(
         block_v,
         bool(interpret),
     )
-    o = o[:, :length, :, :dv]
-    s_last = s_last[:, :, :dk, :dv]
-    return (o, s_last) if return_final_state else o
+    return o[:, :length, :, :dv], s_last[:, :, :dk, :dv]

@@ -43,7 +43,7 @@ def _scan_kernel(a_ref, b_ref, h0_ref, h_ref, *, length: int, reverse: bool):
         t = length - 1 - i if reverse else i
         a_t = a_ref[pl.ds(t, 1), :].astype(jnp.float32)
         b_t = b_ref[pl.ds(t, 1), :].astype(jnp.float32)
-        h = a_t * h + b_t
+        h = jnp.where(a_t == 0, b_t, a_t * h + b_t)  # a zero decay forgets by selection
         h_ref[pl.ds(t, 1), :] = h.astype(h_ref.dtype)
         return h
 

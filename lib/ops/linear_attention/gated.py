@@ -9,14 +9,31 @@ The chunked form never exponentiates a positive number: across chunks it decays 
 chunk it splits into sub-chunks and measures the gates against a reference point at the start
 of each query sub-chunk, computing the diagonal sub-chunk blocks pairwise. Strong decays
 (`g ~ -20` per step) therefore underflow to exact zeros instead of overflowing.
+
+Exact zero decays and non-finite values: the chunked and Pallas forms clamp log gates at
+`G_FLOOR = -128` (`exp` of it is exactly 0 in float32, as `exp(-inf)` is), so a gate of -inf
+never meets `-inf - (-inf)`; the scalar-gate form sums log gates over exact intervals (no
+differences of cumulative sums at all). Their matmuls multiply masked-out zeros by later inputs,
+so inputs holding a NaN or inf take the recurrence (`finite_or`), which masks by selection.
+Length 0 gives empty outputs and the initial state.
 """
 
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
+from lib.ops._checks import (
+    check_chunk_size,
+    check_floats,
+    check_method,
+    check_rank,
+    check_shape,
+    finite_or,
+    on_accelerator,
+)
+from lib.ops.ssm.ssd import segment_sum
 
 _NEG = -1e30  # masked log-decays: exp() of it is exactly 0, and gradients stay finite
+G_FLOOR = -128.0  # log gates are clamped here in the chunked forms: exp(G_FLOOR) == 0 in f32
 _SUB = 16  # sub-chunk length of the chunked vector-gate form
 
 
@@ -31,6 +48,7 @@ def _resets(segment_ids, b, length):
 
 
 def _check(q, k, v, g, initial_state, segment_ids):
+    check_floats(q=q, k=k, v=v, g=g, initial_state=initial_state)
     check_rank("q", q, 4)
     b, length, h, dk = q.shape
     check_shape("k", k, (b, length, h, dk))
@@ -73,6 +91,7 @@ def gla_ref(q, k, v, g, *, scale=None, initial_state=None, segment_ids=None):
 def gla_step(state, q_t, k_t, v_t, g_t, *, scale=None):
     """One token: `state [b, h, dk, dv]`, `q_t, k_t [b, h, dk]`, `v_t [b, h, dv]`, `g_t [b, h, dk]`
     or `[b, h]` -> `(state, o_t [b, h, dv])`."""
+    check_floats(state=state, q_t=q_t, k_t=k_t, v_t=v_t, g_t=g_t)
     check_rank("q_t", q_t, 3)
     check_shape("k_t", k_t, q_t.shape)
     check_shape("state", state, (*q_t.shape, v_t.shape[-1]))
@@ -112,7 +131,10 @@ def _gla_chunked(q, k, v, g, scale, initial_state, segment_ids, chunk_size):
     gk = (lambda x: x[..., None]) if scalar else (lambda x: x)  # broadcast a gate over dk
     b_last = bc[:, :, :, -1]
     same_last = (seg == seg[..., -1:])[..., None]
-    k_to_end = k * jnp.exp(gk(b_last[:, :, :, None] - bc)) * same_last
+    # sum of the gates after s up to the chunk's end: a reverse cumsum, not b_last - b_s
+    rev = jnp.flip(jnp.cumsum(jnp.flip(g, 3), axis=3), 3)
+    to_end = jnp.concatenate([rev[:, :, :, 1:], jnp.zeros_like(rev[:, :, :, :1])], axis=3)
+    k_to_end = jnp.where(same_last, k * jnp.exp(gk(to_end)), 0.0)
     dS = jnp.einsum("bhnck,bhncv->bhnkv", k_to_end, v)
     keep = (seg[..., -1] == seg_prev)[..., None, None]  # no reset inside the chunk
     decay = jnp.exp(b_last)[..., None] if not scalar else jnp.exp(b_last)[..., None, None]
@@ -126,13 +148,13 @@ def _gla_chunked(q, k, v, g, scale, initial_state, segment_ids, chunk_size):
     S_final, S_in = jax.lax.scan(carry, S0, xs)
     S_in = jnp.moveaxis(S_in, 0, 2)  # state entering each chunk, [b, h, n, dk, dv]
 
-    q_dec = q * jnp.exp(gk(bc)) * (seg == seg_prev[..., None])[..., None]
+    q_dec = jnp.where((seg == seg_prev[..., None])[..., None], q * jnp.exp(gk(bc)), 0.0)
     o = jnp.einsum("bhnck,bhnkv->bhncv", q_dec, S_in)
     t = jnp.arange(c)
     causal = (t[:, None] >= t[None, :]) & (seg[..., :, None] == seg[..., None, :])
-    if scalar:
-        log_d = jnp.where(causal, bc[..., :, None] - bc[..., None, :], _NEG)
-        att = jnp.einsum("bhntk,bhnsk->bhnts", q, k) * jnp.exp(log_d)
+    if scalar:  # log decays summed over the exact interval (s, t]: no -inf - -inf
+        log_d = jnp.where(causal, jnp.maximum(segment_sum(g), _NEG), _NEG)
+        att = jnp.where(causal, jnp.einsum("bhntk,bhnsk->bhnts", q, k) * jnp.exp(log_d), 0.0)
     else:
         att = _intra_vector(q, k, bc, causal, sub)
     o = o + jnp.einsum("bhnts,bhnsv->bhntv", att, v)
@@ -159,7 +181,7 @@ def _intra_vector(q, k, bc, mask, sub):
     diag = jnp.einsum("bhnitk,bhnisk,bhnitsk->bhnits", qs, ks, jnp.exp(log_d))
     eye = jnp.eye(m, dtype=bool)[:, None, :, None]
     att = off + jnp.where(eye, diag[..., :, :, None, :], 0.0)
-    return att.reshape(b, h, n, c, c) * mask
+    return jnp.where(mask, att.reshape(b, h, n, c, c), 0.0)
 
 
 def _auto_method(length, state_size, scalar_gate):
@@ -206,9 +228,14 @@ def gla(
     """
     _check(q, k, v, g, initial_state, segment_ids)
     check_method(method, ("auto", "ref", "chunked", "pallas"))
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size!r}")
+    chunk_size = check_chunk_size(chunk_size)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if q.shape[1] == 0:  # empty outputs; the final state is the initial one
+        b, _, h, dk = q.shape
+        S0 = jnp.zeros((b, h, dk, v.shape[-1]), jnp.float32)
+        S0 = S0 if initial_state is None else initial_state.astype(jnp.float32)
+        o = jnp.zeros((*q.shape[:3], v.shape[-1]), q.dtype)
+        return (o, S0) if return_final_state else o
     if method == "auto" and on_accelerator() and segment_ids is None and q.shape[1] > 8:
         method = "pallas"
     if method == "pallas":
@@ -228,6 +255,13 @@ def gla(
             q, k, v, g, scale=scale, initial_state=initial_state, segment_ids=segment_ids
         )
     else:
-        o, S = _gla_chunked(q, k, v, g, scale, initial_state, segment_ids, chunk_size)
-        o = o.astype(q.dtype)
+        g = jnp.maximum(g, G_FLOOR)  # exp(G_FLOOR) == exp(-inf) == 0 in float32
+        cast = lambda oS: (oS[0].astype(q.dtype), oS[1])  # noqa: E731
+        o, S = finite_or(
+            lambda: cast(_gla_chunked(q, k, v, g, scale, initial_state, segment_ids, chunk_size)),
+            lambda: cast(gla_ref(
+                q, k, v, g, scale=scale, initial_state=initial_state, segment_ids=segment_ids
+            )),
+            q, k, v, g, initial_state,
+        )  # fmt: skip
     return (o, S) if return_final_state else o

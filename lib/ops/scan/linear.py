@@ -16,6 +16,10 @@ All forms share one `custom_vjp`: the backward pass is the same recurrence run i
 (transposes, not conjugates, as JAX's vjp convention for complex numbers requires), so
 gradients cost one more scan of the same kind rather than autodiff through the tree.
 Low-precision inputs (bfloat16, float16) are carried in float32 and cast back.
+
+A decay of exactly zero forgets the state by selection (`h_t = b_t`), never by multiplying, in
+every form: segment resets are zero decays, so a NaN or inf in one packed sequence never
+reaches the next one. Length-0 sequences give empty outputs and `h0` as the final state.
 """
 
 import functools
@@ -25,7 +29,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lib.ops._checks import check_method, check_rank, on_accelerator
+from lib.ops._checks import (
+    check_chunk_size,
+    check_floats,
+    check_method,
+    check_rank,
+    on_accelerator,
+)
 
 METHODS = ("auto", "scan", "associative", "chunked", "pallas")
 # From benchmarks/mixers_cpu.py (forward+backward, 2-core CPU, interleaved repetitions; see
@@ -50,7 +60,13 @@ def _upcast(x):
 def _combine(left, right):
     a1, b1 = left
     a2, b2 = right
-    return a1 * a2, a2 * b1 + b2
+    cut = a2 == 0  # a zero decay drops what came before, even a non-finite state
+    return jnp.where(cut, 0, a1 * a2), jnp.where(cut, b2, a2 * b1 + b2)
+
+
+def _step(a_t, h, b_t):
+    """`a_t * h + b_t`, with `a_t == 0` selecting `b_t` (so h = inf or NaN does not leak)."""
+    return jnp.where(a_t == 0, b_t, a_t * h + b_t)
 
 
 def _scan_fwd(a, b, h0):
@@ -58,7 +74,7 @@ def _scan_fwd(a, b, h0):
 
     def step(h, ab):
         a_t, b_t = ab
-        h = a_t * h + b_t
+        h = _step(a_t, h, b_t)
         return h, h
 
     _, h = lax.scan(step, h0, (jnp.moveaxis(a, 1, 0), jnp.moveaxis(b, 1, 0)))
@@ -66,7 +82,7 @@ def _scan_fwd(a, b, h0):
 
 
 def _associative_fwd(a, b, h0):
-    b = b.at[:, 0].add(a[:, 0] * h0)
+    b = b.at[:, 0].set(_step(a[:, 0], h0, b[:, 0]))
     _, h = lax.associative_scan(_combine, (a, b), axis=1)
     return h
 
@@ -83,14 +99,14 @@ def _chunked_fwd(a, b, h0, chunk_size):
         b = jnp.pad(b, widths)
     a_c = a.reshape(bsz, n, t, *feat)
     b_c = b.reshape(bsz, n, t, *feat)
-    b_c = b_c.at[:, 0, 0].add(a_c[:, 0, 0] * h0)
+    b_c = b_c.at[:, 0, 0].set(_step(a_c[:, 0, 0], h0, b_c[:, 0, 0]))
 
     # Inside each chunk (all chunks at once): local state from zero and cumulative decay.
     def step(carry, ab):
         acc_a, acc_h = carry
         a_t, b_t = ab
-        acc_a = acc_a * a_t
-        acc_h = a_t * acc_h + b_t
+        acc_a = jnp.where(a_t == 0, 0, acc_a * a_t)
+        acc_h = _step(a_t, acc_h, b_t)
         return (acc_a, acc_h), (acc_a, acc_h)
 
     init = (jnp.ones_like(a_c[:, :, 0]), jnp.zeros_like(b_c[:, :, 0]))
@@ -100,7 +116,7 @@ def _chunked_fwd(a, b, h0, chunk_size):
     # Across chunks: the state entering chunk c is the associative scan of chunk summaries.
     _, carry = lax.associative_scan(_combine, (cum_a[:, :, -1], loc_h[:, :, -1]), axis=1)
     carry_in = jnp.concatenate([jnp.zeros_like(carry[:, :1]), carry[:, :-1]], axis=1)
-    h = loc_h + cum_a * carry_in[:, :, None]
+    h = _step(cum_a, carry_in[:, :, None], loc_h)
     return h.reshape(bsz, n * t, *feat)[:, :length]
 
 
@@ -216,6 +232,8 @@ def linear_recurrence(
       h [B, L, *F] in the result dtype of (a, b); and the final state [B, *F] if asked.
     """
     check_rank("b", b, range(2, 10))
+    check_floats(complex_ok=True, a=a, b=b, h0=h0)
+    chunk_size = check_chunk_size(chunk_size)
     if jnp.ndim(a) > jnp.ndim(b):
         raise ValueError(f"`a` {jnp.shape(a)} must broadcast to `b` {jnp.shape(b)}")
     try:
@@ -233,6 +251,9 @@ def linear_recurrence(
     b = b.astype(work)
     h0 = jnp.zeros((b.shape[0], *b.shape[2:]), work) if h0 is None else h0.astype(work)
     cut = segment_cut(segment_ids, reset, length=length, reverse=reverse)
+    if length == 0:
+        h = jnp.zeros(b.shape, out_dtype)
+        return (h, h0.astype(out_dtype)) if return_final_state else h
     if cut is not None:
         a = jnp.where(cut.reshape(cut.shape + (1,) * (b.ndim - 2)), 0, a)
     if reverse:
@@ -279,7 +300,6 @@ def linear_recurrence_step(state: RecurrenceState, a_t, b_t, reset_t=None):
     """
     h_prev = state.h
     if reset_t is not None:
-        h_prev = jnp.where(reset_t.reshape((-1,) + (1,) * (h_prev.ndim - 1)), 0, h_prev)
-    h = a_t * h_prev + b_t
-    h = h.astype(state.h.dtype)
+        a_t = jnp.where(reset_t.reshape((-1,) + (1,) * (h_prev.ndim - 1)), 0, a_t)
+    h = _step(a_t, h_prev, b_t).astype(state.h.dtype)
     return RecurrenceState(h=h), h

@@ -21,7 +21,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
+from lib.ops._checks import (
+    check_chunk_size,
+    check_floats,
+    check_method,
+    check_rank,
+    check_shape,
+    on_accelerator,
+)
 from lib.ops.scan.linear import linear_recurrence, segment_cut
 
 METHODS = ("auto", "scan", "associative", "chunked", "pallas")
@@ -34,6 +41,10 @@ class SelectiveScanState(NamedTuple):
 
 
 def _check(u, delta, A, B, C, D, z, delta_bias, initial_state):
+    check_floats(
+        u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
+        initial_state=initial_state,
+    )  # fmt: skip
     check_rank("u", u, 3)
     b, length, d = u.shape
     check_shape("delta", delta, u.shape)
@@ -68,8 +79,8 @@ def _scan_form(u, dt, A, B, C, h0, cut):
     def step(h, xs):
         u_t, dt_t, B_t, C_t, cut_t = xs
         dA = jnp.exp(dt_t[..., None] * A)
-        dA = jnp.where(cut_t[:, None, None], 0.0, dA)
-        h = dA * h + (dt_t * u_t)[..., None] * B_t[:, None, :]
+        x = (dt_t * u_t)[..., None] * B_t[:, None, :]
+        h = jnp.where(cut_t[:, None, None], x, dA * h + x)  # a reset selects, never multiplies
         return h, jnp.einsum("bdn,bn->bd", h, C_t)
 
     xs = tuple(jnp.moveaxis(v, 1, 0) for v in (u, dt, B, C, cut))
@@ -159,8 +170,16 @@ def selective_scan(
       y [b, l, d] in u's dtype; and the final state when asked.
     """
     _check(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    chunk_size = check_chunk_size(chunk_size)
     method = resolve_method(method, u.shape[1])
     bsz, length, d = u.shape
+    if segment_ids is not None:
+        check_shape("segment_ids", segment_ids, (bsz, length))
+    if length == 0:  # empty outputs; the final state is the initial one
+        h0 = jnp.zeros((bsz, d, A.shape[1]), jnp.float32)
+        h0 = h0 if initial_state is None else initial_state.astype(jnp.float32)
+        y = jnp.zeros(u.shape, u.dtype)
+        return (y, h0) if return_final_state else y
     if method == "pallas" and segment_ids is None:
         from lib.kernels.selective_scan import selective_scan_pallas
 
@@ -182,7 +201,7 @@ def selective_scan(
     elif method == "associative":
         y, h_last = _associative_form(u32, dt, A32, B32, C32, h0, cut)
     else:
-        y, h_last = _chunked_form(u32, dt, A32, B32, C32, h0, cut, int(chunk_size))
+        y, h_last = _chunked_form(u32, dt, A32, B32, C32, h0, cut, chunk_size)
     if D is not None:
         y = y + u32 * f32(D)
     if z is not None:
@@ -220,6 +239,7 @@ def selective_scan_step(
       state: `SelectiveScanState` with h [b, d, n].
       u_t, delta_t, z_t: [b, d];  B_t, C_t: [b, n];  A, D, delta_bias as in `selective_scan`.
     """
+    check_floats(u_t=u_t, delta_t=delta_t, A=A, B_t=B_t, C_t=C_t, D=D, z_t=z_t)
     dt = discretize_delta(delta_t, delta_bias, delta_softplus)
     u32 = u_t.astype(jnp.float32)
     dA = jnp.exp(dt[..., None] * A.astype(jnp.float32))

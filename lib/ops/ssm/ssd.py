@@ -15,6 +15,12 @@ Forms (`method=`):
 
 B and C may be shared by groups of heads (`[b, l, groups, n]`, heads % groups == 0), as in
 Mamba-2's multi-value attention analogue.
+
+Non-finite values: the chunked form's matmuls multiply masked-out zeros by later inputs, so
+inputs holding a NaN or inf take the scan form (`finite_or`), whose steps select rather than
+multiply: a zero decay (a segment start, or `dt A = -inf`) drops the state even when it is not
+finite. Log-decays of -inf are clamped to -1e30 first (`exp` of either is exactly 0), so exact
+zero decays stay on the fast path. Length 0 gives empty outputs and the initial state.
 """
 
 from typing import NamedTuple
@@ -23,7 +29,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import (
+    check_chunk_size,
+    check_floats,
+    check_method,
+    check_rank,
+    check_shape,
+    finite_or,
+)
 from lib.ops.scan.linear import linear_recurrence, segment_cut
 
 METHODS = ("auto", "scan", "chunked")
@@ -37,6 +50,7 @@ class SSDState(NamedTuple):
 
 
 def _check(x, dt, A, B, C, D, dt_bias, initial_state):
+    check_floats(x=x, dt=dt, A=A, B=B, C=C, D=D, dt_bias=dt_bias, initial_state=initial_state)
     check_rank("x", x, 4)
     b, length, h, p = x.shape
     check_shape("dt", dt, (b, length, h))
@@ -63,7 +77,7 @@ def _prepare(x, dt, A, B, C, dt_bias, dt_softplus, segment_ids):
         dt = dt + dt_bias.astype(jnp.float32)
     if dt_softplus:
         dt = jax.nn.softplus(dt)
-    log_a = dt * A.astype(jnp.float32)  # [b, l, h], <= 0 for A <= 0
+    log_a = jnp.maximum(dt * A.astype(jnp.float32), _CUT)  # [b, l, h], <= 0 for A <= 0
     cut = segment_cut(segment_ids, None, length=x.shape[1])
     if cut is not None:
         log_a = jnp.where(cut[..., None], _CUT, log_a)
@@ -77,7 +91,9 @@ def _prepare(x, dt, A, B, C, dt_bias, dt_softplus, segment_ids):
 def _scan_form(xdt, log_a, B, C, h0):
     def step(h, xs):
         xdt_t, la_t, B_t, C_t = xs
-        h = jnp.exp(la_t)[..., None, None] * h + xdt_t[..., None] * B_t[:, :, None, :]
+        decay = jnp.exp(la_t)[..., None, None]
+        inp = xdt_t[..., None] * B_t[:, :, None, :]
+        h = jnp.where(decay == 0, inp, decay * h + inp)  # a zero decay forgets by selection
         return h, jnp.einsum("bhpn,bhn->bhp", h, C_t)
 
     h_last, y = lax.scan(step, h0, tuple(jnp.moveaxis(v, 1, 0) for v in (xdt, log_a, B, C)))
@@ -180,9 +196,17 @@ def ssd(
       y [b, l, heads, p] in x's dtype; and the final state when asked.
     """
     _check(x, dt, A, B, C, D, dt_bias, initial_state)
+    chunk_size = check_chunk_size(chunk_size)
     method = resolve_method(method, x.shape[1])
-    b, _, h, p = x.shape
+    b, length, h, p = x.shape
     n = B.shape[-1]
+    if segment_ids is not None:
+        check_shape("segment_ids", segment_ids, (b, length))
+    if length == 0:  # empty outputs; the final state is the initial one
+        y = jnp.zeros(x.shape, x.dtype)
+        h0 = jnp.zeros((b, h, p, n), jnp.float32)
+        h0 = h0 if initial_state is None else initial_state.astype(jnp.float32)
+        return (y, h0) if return_final_state else y
     xdt, log_a, Bh, Ch = _prepare(x, dt, A, B, C, dt_bias, dt_softplus, segment_ids)
     h0 = (
         jnp.zeros((b, h, p, n), jnp.float32)
@@ -192,7 +216,11 @@ def ssd(
     if method == "scan":
         y, h_last = _scan_form(xdt, log_a, Bh, Ch, h0)
     else:
-        y, h_last = _chunked_form(xdt, log_a, Bh, Ch, h0, int(chunk_size))
+        y, h_last = finite_or(
+            lambda: _chunked_form(xdt, log_a, Bh, Ch, h0, chunk_size),
+            lambda: _scan_form(xdt, log_a, Bh, Ch, h0),
+            xdt, log_a, Bh, Ch, h0,
+        )  # fmt: skip
     if D is not None:
         y = y + x.astype(jnp.float32) * D.astype(jnp.float32)[:, None]
     y = y.astype(x.dtype)
@@ -220,7 +248,9 @@ def ssd_step(state: SSDState, x_t, dt_t, A, B_t, C_t, D=None, *, dt_bias=None, d
     xdt, log_a, Bh, Ch = _prepare(
         x_t[:, None], dt_t[:, None], A, B_t[:, None], C_t[:, None], dt_bias, dt_softplus, None
     )
-    h = jnp.exp(log_a[:, 0])[..., None, None] * state.h + xdt[:, 0, ..., None] * Bh[:, 0, :, None]
+    decay = jnp.exp(log_a[:, 0])[..., None, None]
+    inp = xdt[:, 0, ..., None] * Bh[:, 0, :, None]
+    h = jnp.where(decay == 0, inp, decay * state.h + inp)
     y = jnp.einsum("bhpn,bhn->bhp", h, Ch[:, 0])
     if D is not None:
         y = y + x_t.astype(jnp.float32) * D.astype(jnp.float32)[:, None]
