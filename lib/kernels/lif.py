@@ -40,6 +40,7 @@ def _lif_fwd_kernel(i_ref, beta_ref, v0_ref, s_ref, u_ref, *, length, threshold,
     def body(t, v):
         u = beta * v + i_ref[pl.ds(t, 1), :].astype(jnp.float32)
         s = (u >= threshold).astype(jnp.float32)  # H(u - thr) with H(0) = 1, as lib.ops.spiking.lif
+        s = jnp.where(jnp.isnan(u), u, s)  # a NaN membrane spikes NaN, as lib.ops.spiking.spike
         s_ref[pl.ds(t, 1), :] = s.astype(s_ref.dtype)
         u_ref[pl.ds(t, 1), :] = u
         return _reset(u, s, threshold, reset)

@@ -6,6 +6,13 @@ Shapes: `q: [b, lq, h, d]`, `k: [b, lk, hk, d]`, `v: [b, lk, hk, dv]` with `h % 
 Masks are written with absolute positions: query `i` may see key `j` when `j <= i` and
 - local (sliding-window) attention: `i - j < window` (the window counts the token itself);
 - chunked attention (TCNCA): `i // chunk_size == j // chunk_size`.
+
+Masked keys are removed by selection: the reference sums `probs * v` only over visible keys when
+`v` holds a NaN or inf (a plain matmul would compute `0 * inf = NaN` for keys after the query),
+and the fused forms ("xla", "blocked") route such inputs to it. `causal_attention`,
+`local_attention` and `chunked_attention` take `q` and `k` of the same length (self-attention);
+`cached_attention` is the form for queries against a longer key sequence. Length 0 gives empty
+outputs.
 """
 
 from typing import NamedTuple
@@ -13,7 +20,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, on_accelerator
+from lib.ops._checks import (
+    check_floats,
+    check_method,
+    check_positive_int,
+    check_rank,
+    finite_or,
+    on_accelerator,
+)
 
 
 class KVCache(NamedTuple):
@@ -30,7 +44,8 @@ class KVCache(NamedTuple):
     index: jax.Array
 
 
-def _check_qkv(q, k, v):
+def _check_qkv(q, k, v, *, same_length=False):
+    check_floats(q=q, k=k, v=v)
     check_rank("q", q, 4)
     check_rank("k", k, 4)
     check_rank("v", v, 4)
@@ -40,11 +55,34 @@ def _check_qkv(q, k, v):
         raise ValueError(f"`q` and `k` must agree on batch and head dim, got {q.shape}, {k.shape}")
     if q.shape[2] % k.shape[2]:
         raise ValueError(f"`q` heads ({q.shape[2]}) must be a multiple of `k` heads ({k.shape[2]})")
+    if same_length and q.shape[1] != k.shape[1]:
+        raise ValueError(
+            f"`q` and `k` must have the same length for causal self-attention, got {q.shape[1]}"
+            f" and {k.shape[1]} (use `cached_attention` for queries against a longer cache)"
+        )
 
 
 def _positive_int(name, value):
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    return check_positive_int(name, value)
+
+
+def _empty(q, v):
+    return jnp.zeros((*q.shape[:3], v.shape[-1]), q.dtype)
+
+
+def _attend(probs, v, mask):
+    """`sum_k probs[b,h,q,k] v[b,k,h,:]`; keys outside `mask` are skipped by selection when `v`
+    is not finite (a matmul would give 0 * inf = NaN for them)."""
+
+    def matmul():
+        return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+
+    def select():
+        terms = probs[..., None] * jnp.moveaxis(v, 1, 2)[:, :, None]  # [b, h, q, k, d]
+        terms = jnp.where(jnp.broadcast_to(mask, probs.shape)[..., None], terms, 0.0)
+        return jnp.moveaxis(jnp.sum(terms, axis=3), 1, 2)
+
+    return matmul() if mask is None else finite_or(matmul, select, v)
 
 
 def _repeat_kv(x, heads):
@@ -80,7 +118,7 @@ def attention_ref(q, k, v, *, scale=None, mask=None):
     if mask is not None:
         logits = jnp.where(mask, logits, jnp.finfo(f32).min)
     probs = jax.nn.softmax(logits, axis=-1)
-    return jnp.einsum("bhqk,bkhd->bqhd", probs, v.astype(f32)).astype(q.dtype)
+    return _attend(probs, v.astype(f32), mask).astype(q.dtype)
 
 
 def _xla(q, k, v, scale, window):
@@ -125,13 +163,16 @@ def causal_attention(q, k, v, *, scale=None, method="auto"):
     Returns:
       `[b, l, h, dv]`.
     """
-    _check_qkv(q, k, v)
+    _check_qkv(q, k, v, same_length=True)
     check_method(method, ("auto", "ref", "xla"))
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if q.shape[1] == 0:
+        return _empty(q, v)
+    pos = jnp.arange(q.shape[1])
+    ref = lambda: attention_ref(q, k, v, scale=scale, mask=position_mask(pos, pos))  # noqa: E731
     if method == "ref":
-        pos = jnp.arange(q.shape[1])
-        return attention_ref(q, k, v, scale=scale, mask=position_mask(pos, pos))
-    return _xla(q, k, v, scale, None)
+        return ref()
+    return finite_or(lambda: _xla(q, k, v, scale, None), ref, q, k, v)
 
 
 def local_attention(q, k, v, *, window, scale=None, method="auto"):
@@ -147,18 +188,22 @@ def local_attention(q, k, v, *, window, scale=None, method="auto"):
     Returns:
       `[b, l, h, dv]`.
     """
-    _check_qkv(q, k, v)
-    _positive_int("window", window)
+    _check_qkv(q, k, v, same_length=True)
+    window = _positive_int("window", window)
     check_method(method, ("auto", "ref", "xla", "blocked"))
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if q.shape[1] == 0:
+        return _empty(q, v)
     if method == "auto":
         method = "xla" if on_accelerator() or 4 * window > q.shape[1] else "blocked"
+    pos = jnp.arange(q.shape[1])
+    mask = position_mask(pos, pos, window=window)
+    ref = lambda: attention_ref(q, k, v, scale=scale, mask=mask)  # noqa: E731
     if method == "ref":
-        pos = jnp.arange(q.shape[1])
-        return attention_ref(q, k, v, scale=scale, mask=position_mask(pos, pos, window=window))
+        return ref()
     if method == "xla":
-        return _xla(q, k, v, scale, window)
-    return _blocked(q, k, v, scale, window, window)
+        return finite_or(lambda: _xla(q, k, v, scale, window), ref, q, k, v)
+    return finite_or(lambda: _blocked(q, k, v, scale, window, window), ref, q, k, v)
 
 
 def chunked_attention(q, k, v, *, chunk_size, scale=None, method="auto"):
@@ -172,15 +217,18 @@ def chunked_attention(q, k, v, *, chunk_size, scale=None, method="auto"):
     Returns:
       `[b, l, h, dv]`.
     """
-    _check_qkv(q, k, v)
-    _positive_int("chunk_size", chunk_size)
+    _check_qkv(q, k, v, same_length=True)
+    chunk_size = _positive_int("chunk_size", chunk_size)
     check_method(method, ("auto", "ref", "blocked"))
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if q.shape[1] == 0:
+        return _empty(q, v)
+    pos = jnp.arange(q.shape[1])
+    mask = position_mask(pos, pos, chunk_size=chunk_size)
+    ref = lambda: attention_ref(q, k, v, scale=scale, mask=mask)  # noqa: E731
     if method == "ref":
-        pos = jnp.arange(q.shape[1])
-        mask = position_mask(pos, pos, chunk_size=chunk_size)
-        return attention_ref(q, k, v, scale=scale, mask=mask)
-    return _blocked(q, k, v, scale, chunk_size, 0)
+        return ref()
+    return finite_or(lambda: _blocked(q, k, v, scale, chunk_size, 0), ref, q, k, v)
 
 
 def init_kv_cache(batch_size, max_len, num_heads, head_dim, v_dim=None, dtype=jnp.float32):

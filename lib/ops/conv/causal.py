@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
+from lib.ops._checks import check_floats, check_method, check_rank, check_shape, on_accelerator
 
 METHODS = ("auto", "shift", "conv")
 # Short convs: K fused multiply-adds beat the grouped conv (30x on XLA:CPU at K=4; see
@@ -29,8 +29,11 @@ class ConvState(NamedTuple):
 
 
 def _check(x, weight, bias, initial_state):
+    check_floats(x=x, weight=weight, bias=bias, initial_state=initial_state)
     check_rank("x", x, 3)
     check_rank("weight", weight, 2)
+    if weight.shape[0] < 1:
+        raise ValueError(f"`weight` must have at least one tap (K >= 1), got shape {weight.shape}")
     if weight.shape[1] != x.shape[2]:
         raise ValueError(f"`weight` must have shape (K, {x.shape[2]}), got {weight.shape}")
     if bias is not None:
@@ -151,6 +154,7 @@ def causal_conv1d_step(state: ConvState, x_t, weight, bias=None, *, activation=N
       x_t: this step's input [B, D].
       weight, bias, activation: as in `causal_conv1d`.
     """
+    check_floats(x_t=x_t, weight=weight, bias=bias)
     window = jnp.concatenate([state.x, x_t[:, None].astype(state.x.dtype)], axis=1)  # [B, K, D]
     y = jnp.einsum("bkd,kd->bd", window.astype(jnp.float32), weight.astype(jnp.float32))
     if bias is not None:

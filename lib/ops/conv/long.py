@@ -8,7 +8,8 @@ Forms (`method=`):
 - "direct": `lax.conv_general_dilated`, one feature group per channel, O(L K);
 - "fft": zero-pad to a power of two >= L + K - 1 (at most 2L when K <= L) so the circular
   convolution equals the linear one, `irfft(rfft(u) * rfft(k))`, O(L log L). This is
-  FlashFFTConv's reference computation.
+  FlashFFTConv's reference computation. It mixes every position, so inputs holding a NaN or
+  inf take the direct form instead (`finite_or`), keeping outputs at t free of later inputs.
 "auto" picks "fft" on the CPU (fastest there at every kernel size measured with
 `benchmarks/mixer_cases/cells_conv.py`) and, on an accelerator, "direct" below
 `FFT_MIN_KERNEL` taps.
@@ -22,7 +23,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
+from lib.ops._checks import (
+    check_floats,
+    check_method,
+    check_rank,
+    check_shape,
+    finite_or,
+    on_accelerator,
+)
 
 METHODS = ("auto", "ref", "direct", "fft")
 FFT_MIN_KERNEL = 64
@@ -136,10 +144,13 @@ def fft_conv(
     Returns:
       `y: [b, l, d]` in `u.dtype` (computed in float32 or wider), and the final state.
     """
+    check_floats(u=u, k=k)
     check_rank("u", u, 3)
     check_rank("k", k, 2)
     if k.shape[1] != u.shape[2]:
         raise ValueError(f"`k` must have shape (K, {u.shape[2]}), got {k.shape}")
+    if k.shape[0] < 1:
+        raise ValueError(f"`k` must have at least one tap (K >= 1), got shape {k.shape}")
     kk = k.shape[0]
     check_method(method, METHODS)
     dtype = jnp.promote_types(u.dtype, jnp.float32)
@@ -151,7 +162,13 @@ def fft_conv(
         x = jnp.concatenate([hist, x], axis=1)
     k_eff = k if hist is not None else k[: u.shape[1]]  # later taps never reach an output
     method = resolve_method(method, k_eff.shape[0])
-    y = {"ref": _ref, "direct": _direct, "fft": _fft}[method](x, k_eff.astype(dtype))
+    k_eff = k_eff.astype(dtype)
+    if x.shape[1] == 0 or k_eff.shape[0] == 0:
+        y = jnp.zeros(x.shape, dtype)
+    elif method == "fft":  # the FFT mixes all positions: non-finite inputs take the direct form
+        y = finite_or(lambda: _fft(x, k_eff), lambda: _direct(x, k_eff), x, k_eff)
+    else:
+        y = {"ref": _ref, "direct": _direct}[method](x, k_eff)
     if hist is not None:
         y = y[:, kk:]
     y = y.astype(u.dtype)

@@ -22,7 +22,13 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, on_accelerator
+from lib.ops._checks import (
+    check_floats,
+    check_method,
+    check_positive_int,
+    check_rank,
+    on_accelerator,
+)
 from lib.ops.conv.long import RingState, ring_from_sequence, ring_history, ring_init, ring_push
 
 METHODS = ("auto", "ref", "conv")
@@ -105,12 +111,14 @@ def dilated_causal_conv(
       `y: [b, l, c_out]` in `x.dtype` (and the final state).
     """
     check_method(method, METHODS)
+    check_floats(x=x, w=w)
     check_rank("x", x, 3)
     check_rank("w", w, (2, 3))
     if w.shape[1] != x.shape[-1]:
         raise ValueError(f"`w` must have shape (K, {x.shape[-1]}, ...), got {w.shape}")
-    if dilation < 1:
-        raise ValueError(f"`dilation` must be >= 1, got {dilation}")
+    if w.shape[0] < 1:
+        raise ValueError(f"`w` must have at least one tap (K >= 1), got shape {w.shape}")
+    dilation = check_positive_int("dilation", dilation)
     size = receptive_field(w.shape[0], dilation)
     dtype = jnp.promote_types(x.dtype, jnp.float32)
     xs = x.astype(dtype)

@@ -5,11 +5,23 @@ GLA with a constant scalar gate `g = log(gamma)`. Three equal forms: the recurre
 (`method="ref"`), the parallel quadratic form `((q k^T) * D) v` with the masked decay matrix
 `D_ts = gamma^(t-s)` (`"parallel"`), and GLA's chunked form (`"chunked"`).
 Shapes: `q, k: [b, l, h, dk]`, `v: [b, l, h, dv]`, `gamma: [h]`, state `[b, h, dk, dv]`.
+
+`gamma = 0` is exact in every form (`gamma^0 = 1`, never `0 * log 0`); the parallel form routes
+inputs holding a NaN or inf to the recurrence (its matmuls would multiply masked zeros by later
+values). Length 0 gives empty outputs and the initial state.
 """
 
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
+from lib.ops._checks import (
+    check_chunk_size,
+    check_floats,
+    check_method,
+    check_rank,
+    check_shape,
+    finite_or,
+    on_accelerator,
+)
 from lib.ops.linear_attention.gated import gla, gla_step
 
 
@@ -25,6 +37,11 @@ def _log_gamma(gamma, q):
     return jnp.log(gamma)
 
 
+def _log_power(log_gamma, n):
+    """`n * log_gamma` with `gamma^0 = 1` exactly (so `gamma = 0` never gives `0 * -inf`)."""
+    return jnp.where(n == 0, 0.0, n * log_gamma)
+
+
 def retention_parallel(q, k, v, log_gamma, *, scale, initial_state=None):
     """The quadratic form: `o = scale * ((q k^T) * D) v (+ the initial state's decayed read-out)`.
 
@@ -35,16 +52,18 @@ def retention_parallel(q, k, v, log_gamma, *, scale, initial_state=None):
     length = q.shape[1]
     t = jnp.arange(length, dtype=f32)
     diff = t[:, None] - t[None, :]
-    log_d = jnp.where(diff >= 0, diff[None] * log_gamma[:, None, None], -jnp.inf)  # [h, l, l]
-    scores = jnp.einsum("bthk,bshk->bhts", q, k) * jnp.exp(log_d)
+    causal = diff >= 0
+    log_d = jnp.where(causal, _log_power(log_gamma[:, None, None], diff[None]), -jnp.inf)
+    scores = jnp.einsum("bthk,bshk->bhts", q, k) * jnp.exp(log_d)  # [b, h, l, l]
+    scores = jnp.where(causal, scores, 0.0)
     o = jnp.einsum("bhts,bshv->bthv", scores, v)
-    to_end = jnp.exp((length - 1 - t)[:, None] * log_gamma)  # [l, h]
+    to_end = jnp.exp(_log_power(log_gamma, (length - 1 - t)[:, None]))  # [l, h]
     S = jnp.einsum("bshk,bshv,sh->bhkv", k, v, to_end)
     if initial_state is not None:
         S0 = initial_state.astype(f32)
-        from_start = jnp.exp((t + 1)[:, None] * log_gamma)  # [l, h]
+        from_start = jnp.exp(_log_power(log_gamma, (t + 1)[:, None]))  # [l, h]
         o = o + jnp.einsum("bthk,bhkv,th->bthv", q, S0, from_start)
-        S = S + jnp.exp(length * log_gamma)[None, :, None, None] * S0
+        S = S + jnp.exp(_log_power(log_gamma, length))[None, :, None, None] * S0
     return scale * o, S
 
 
@@ -74,10 +93,12 @@ def retention(
     Returns:
       `o [b, l, h, dv]` in `q.dtype`, or `(o, final_state)`.
     """
+    check_floats(q=q, k=k, v=v, gamma=gamma, initial_state=initial_state)
     check_rank("q", q, 4)
     check_shape("k", k, q.shape)
     check_rank("v", v, 4)
     check_shape("v", v, (*q.shape[:3], None))
+    chunk_size = check_chunk_size(chunk_size)
     if initial_state is not None:
         check_shape(
             "initial_state", initial_state, (q.shape[0], q.shape[2], q.shape[3], v.shape[3])
@@ -87,11 +108,18 @@ def retention(
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     if method == "auto":  # the quadratic form never won on a CPU (benchmarks/mixer_cases)
         method = "parallel" if on_accelerator() and q.shape[1] <= 256 else "chunked"
-    if method == "parallel":
-        o, S = retention_parallel(q, k, v, log_gamma, scale=scale, initial_state=initial_state)
-        o = o.astype(q.dtype)
+    g = jnp.broadcast_to(log_gamma, q.shape[:3])
+    recurrence = lambda: gla(q, k, v, g, scale=scale, initial_state=initial_state,  # noqa: E731
+                             return_final_state=True, method="ref")  # fmt: skip
+    if method == "parallel" and q.shape[1] > 0:
+        parallel = lambda: retention_parallel(  # noqa: E731
+            q, k, v, log_gamma, scale=scale, initial_state=initial_state
+        )
+        o, S = finite_or(
+            lambda: (lambda oS: (oS[0].astype(q.dtype), oS[1]))(parallel()), recurrence,
+            q, k, v, initial_state,
+        )  # fmt: skip
     else:
-        g = jnp.broadcast_to(log_gamma, q.shape[:3])
         o, S = gla(q, k, v, g, scale=scale, initial_state=initial_state, return_final_state=True,
                    chunk_size=chunk_size, method=method)  # fmt: skip
     return (o, S) if return_final_state else o
@@ -100,6 +128,7 @@ def retention(
 def retention_step(state, q_t, k_t, v_t, *, gamma=None, scale=None):
     """One token: `state [b, h, dk, dv]`, `q_t, k_t [b, h, dk]`, `v_t [b, h, dv]` ->
     `(state, o_t [b, h, dv])`."""
+    check_floats(q_t=q_t, k_t=k_t, v_t=v_t)
     check_rank("q_t", q_t, 3)
     log_gamma = _log_gamma(gamma, q_t[:, None])
     g_t = jnp.broadcast_to(log_gamma, q_t.shape[:2])

@@ -12,7 +12,7 @@ step (`k_{t-1}, v_{t-1}, g_{t-1}`), whose state at `t` is exactly `S_{t-1}`.
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_chunk_size, check_floats, check_method, check_rank, check_shape
 from lib.ops.linear_attention.gated import _auto_method, gla
 
 
@@ -30,6 +30,7 @@ def token_shift(x, prev=None):
 
 
 def _check(r, k, v, g, u, initial_state):
+    check_floats(r=r, k=k, v=v, g=g, u=u, initial_state=initial_state)
     check_rank("r", r, 4)
     check_shape("k", k, r.shape)
     check_shape("g", g, r.shape)
@@ -44,6 +45,7 @@ def rwkv6_step(state, r_t, k_t, v_t, g_t, u):
     """One token: `state [b, h, dk, dv]`, `r_t, k_t, g_t [b, h, dk]`, `v_t [b, h, dv]`, `u [h, dk]`
     -> `(state, o_t [b, h, dv])`."""
     f32 = jnp.float32
+    check_floats(state=state, r_t=r_t, k_t=k_t, v_t=v_t, g_t=g_t, u=u)
     r_t, k_t, v_t, g_t = (x.astype(f32) for x in (r_t, k_t, v_t, g_t))
     kv = k_t[..., :, None] * v_t[..., None, :]
     o = jnp.einsum("bhk,bhkv->bhv", r_t, state + u.astype(f32)[..., None] * kv)
@@ -79,6 +81,9 @@ def rwkv6(
     """
     _check(r, k, v, g, u, initial_state)
     check_method(method, ("auto", "ref", "chunked"))
+    chunk_size = check_chunk_size(chunk_size)
+    if r.shape[1] == 0:  # empty outputs; the final state is the initial one (as gla's rule)
+        method = "ref"
     if method == "auto":  # the same choice as gla's (measured in benchmarks/mixer_cases)
         method = _auto_method(r.shape[1], r.shape[-1] * v.shape[-1], False)
     if method == "ref":

@@ -14,6 +14,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from lib.ops._checks import check_float
 
 # name -> (exponent_bits, mantissa_bits): the formats the papers use.
 FP_FORMATS = {
@@ -26,6 +29,50 @@ FP_FORMATS = {
     "e3m0": (3, 0),
     "e1m2": (1, 2),
 }
+
+
+def _concrete(v):
+    """`v` as a NumPy array when its value is known now (not traced), else None."""
+    if v is None or isinstance(v, jax.core.Tracer):
+        return None
+    return np.asarray(v, np.float32)
+
+
+def _checked(check):
+    """Run `check(*args, **kwargs)` before the jitted function: argument errors that need
+    concrete values (a zero scale, a negative max_value) are raised eagerly; under an outer
+    `jit` the values are traced and only the documented behaviour applies."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            check(*args, **kwargs)
+            return fn(*args, **kwargs)
+
+        return checked
+
+    return wrap
+
+
+def _check_int_args(x, bits, *, scale, zero_point=None, **_):
+    check_float("x", x)
+    s = _concrete(scale)
+    if s is not None and not np.all(np.isfinite(s) & (s > 0)):
+        raise ValueError(f"`scale` must be finite and > 0, got {scale!r}")
+
+
+def _check_quantize_int(x, bits, *, scale, zero_point=None, **kwargs):
+    _check_int_args(x, bits, scale=scale)
+    xv = _concrete(x)
+    if xv is not None and np.isnan(xv).any():
+        raise ValueError("`x` holds NaN, which no integer code represents (use fake_quant)")
+
+
+def _check_quantize_fp(x, exponent_bits, mantissa_bits, *, bias=None, max_value=None):
+    check_float("x", x)
+    m = _concrete(max_value)
+    if m is not None and not np.all(m > 0):
+        raise ValueError(f"`max_value` must be > 0, got {max_value!r}")
 
 
 def _check_fp_bits(exponent_bits, mantissa_bits):
@@ -80,6 +127,7 @@ def _round_to_grid(a, mantissa_bits, emin, rounding):
     return jnp.ldexp(n, step_exp)
 
 
+@_checked(_check_quantize_fp)
 @functools.partial(jax.jit, static_argnames=("exponent_bits", "mantissa_bits"))
 def quantize_fp(x, exponent_bits: int, mantissa_bits: int, *, bias=None, max_value=None):
     """Round `x` to the nearest ExMy floating-point value (ties to even), saturating.
@@ -136,6 +184,7 @@ def _code_dtype(bits: int, signed: bool):
     return jnp.int16 if signed else jnp.uint16
 
 
+@_checked(_check_quantize_int)
 @functools.partial(jax.jit, static_argnames=("bits", "narrow_range"))
 def quantize_int(x, bits: int, *, scale, zero_point=None, narrow_range: bool = False):
     """Integer codes `clip(round(x / scale) + zero_point, qmin, qmax)` (round half to even).
@@ -151,6 +200,10 @@ def quantize_int(x, bits: int, *, scale, zero_point=None, narrow_range: bool = F
 
     Returns:
       integer array like `x`: int8/uint8 for bits <= 8, else int16/uint16.
+
+    Raises TypeError for a non-float `x`, ValueError for a `scale` <= 0 or a NaN in `x` (no
+    code represents it) when their values are concrete; under `jit` NaN gives an undefined
+    code. `fake_quant` propagates NaN.
     """
     signed = zero_point is None
     qmin, qmax = _int_range(bits, signed, narrow_range)
@@ -169,6 +222,7 @@ def dequantize_int(q, *, scale, zero_point=None, dtype=jnp.float32):
     return (q * scale).astype(dtype)
 
 
+@_checked(_check_int_args)
 @functools.partial(jax.jit, static_argnames=("bits", "narrow_range", "clip_gradient"))
 def fake_quant(
     x, bits: int, *, scale, zero_point=None, narrow_range: bool = False, clip_gradient=True
@@ -180,7 +234,8 @@ def fake_quant(
     `zero_point` get no gradient (see `quant_lsq.lsq_quant` for a learned step size).
 
     Returns:
-      array like `x` (same dtype).
+      array like `x` (same dtype); NaN where `x` is NaN. A non-float `x` is a TypeError and a
+      concrete `scale` <= 0 a ValueError.
     """
     qmin, qmax = _int_range(bits, zero_point is None, narrow_range)
     xq = dequantize_int(
@@ -196,7 +251,7 @@ def fake_quant(
         lo, hi = (qmin - zp) * scale, (qmax - zp) * scale
         inside = (x >= lo) & (x <= hi)
         out = jnp.where(inside, out, jax.lax.stop_gradient(out))
-    return out
+    return jnp.where(jnp.isnan(x), x, out)
 
 
 def fake_quant_fp(x, exponent_bits: int, mantissa_bits: int, *, bias=None, max_value=None):
@@ -210,6 +265,9 @@ def fake_quant_fp(x, exponent_bits: int, mantissa_bits: int, *, bias=None, max_v
 def _reduce_axes(x, axis, group_size):
     """Reshape for the granularity: returns (x_grouped, reduce_axes, restore)."""
     ndim = jnp.ndim(x)
+    for a in () if axis is None else (axis,) if isinstance(axis, int) else axis:
+        if not isinstance(a, int) or not -ndim <= a < ndim:
+            raise ValueError(f"`axis` {axis!r} is out of range for an array of rank {ndim}")
     if group_size is None:
         if axis is None:
             return x, tuple(range(ndim)), lambda s: s

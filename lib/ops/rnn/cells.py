@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
+from lib.ops._checks import check_floats, check_method, check_rank, check_shape, on_accelerator
 
 Act = Callable[[jax.Array], jax.Array]
 METHODS = ("auto", "ref", "scan")
@@ -125,6 +125,7 @@ def gru_cell(
 
 
 def _check_weights(x, w_ih, w_hh, k: int, biases: dict) -> int:
+    check_floats(x=x, w_ih=w_ih, w_hh=w_hh, **biases)
     check_rank("x", x, 3)
     check_rank("w_ih", w_ih, 2)
     check_rank("w_hh", w_hh, 2)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_floats, check_method, check_rank, check_shape
 from lib.ops.rnn.cells import resolve_method
 from lib.ops.spiking.core import spike_fn
 
@@ -133,6 +133,7 @@ def egru(
       sparse outputs `y: [b, l, h]` in `x.dtype` (and the final state).
     """
     check_method(method, METHODS)
+    check_floats(x=x, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     check_rank("x", x, 3)
     method = resolve_method(method, x.shape[1])
     check_rank("w_hh", w_hh, 2)

@@ -22,7 +22,7 @@ Shapes: logits and `h~` are `[b, l, d]`; the state is `h: [b, d]`.
 import jax
 import jax.numpy as jnp
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_chunk_size, check_floats, check_method, check_rank, check_shape
 
 METHODS = ("auto", "ref", "scan", "log")
 _NEG = -1e30  # log of "zero" kept finite so that gradients stay NaN-free
@@ -105,6 +105,7 @@ def _log_space(log_a, log_i, h_tilde, h0, chunk_size):
 
 def _run(log_a, log_i, h_tilde, initial_state, return_final_state, method, chunk_size, dtype):
     check_method(method, METHODS)
+    chunk_size = check_chunk_size(chunk_size)
     b, _, d = h_tilde.shape
     f32 = jnp.promote_types(dtype, jnp.float32)
     log_a, log_i, h_tilde = (v.astype(f32) for v in (log_a, log_i, h_tilde))
@@ -112,6 +113,9 @@ def _run(log_a, log_i, h_tilde, initial_state, return_final_state, method, chunk
     if initial_state is not None:
         check_shape("initial_state", initial_state, (b, d))
         h0 = initial_state.astype(f32)
+    if h_tilde.shape[1] == 0:  # empty outputs; the final state is the initial one
+        final = jnp.zeros((b, d), f32) if h0 is None else h0
+        return (h_tilde.astype(dtype), final) if return_final_state else h_tilde.astype(dtype)
     if method == "log":
         h, final = _log_space(log_a, log_i, h_tilde, h0, chunk_size)
     else:
@@ -144,6 +148,7 @@ def min_gru(
     Returns:
       `h: [b, l, d]` in `h_tilde.dtype` (and the final state).
     """
+    check_floats(z_logits=z_logits, h_tilde=h_tilde, initial_state=initial_state)
     check_rank("z_logits", z_logits, 3)
     check_shape("h_tilde", h_tilde, z_logits.shape)
     log_a, log_z = _min_gru_gates(z_logits.astype(jnp.promote_types(z_logits.dtype, jnp.float32)))
@@ -172,6 +177,7 @@ def min_lstm(
     Returns:
       `h: [b, l, d]` in `h_tilde.dtype` (and the final state).
     """
+    check_floats(f_logits=f_logits, i_logits=i_logits, h_tilde=h_tilde, initial_state=initial_state)
     check_rank("f_logits", f_logits, 3)
     check_shape("i_logits", i_logits, f_logits.shape)
     check_shape("h_tilde", h_tilde, f_logits.shape)

@@ -50,7 +50,8 @@ LIF_METHODS = ("auto", "scan", "pallas")
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _heaviside(grad_fn, x, params):
     del grad_fn, params
-    return (x >= 0).astype(x.dtype)
+    # A NaN membrane spikes NaN (not a silent 0), so a NaN input shows in the output from then on.
+    return jnp.where(jnp.isnan(x), x, (x >= 0).astype(x.dtype))
 
 
 def _heaviside_fwd(grad_fn, x, params):
@@ -76,7 +77,7 @@ def spike(x, surrogate: str = "fast_sigmoid", **params):
         They get no gradient (to learn a sharpness, write a custom surrogate).
 
     Returns:
-      spikes with `x`'s shape and dtype.
+      spikes with `x`'s shape and dtype (NaN where `x` is NaN).
     """
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise TypeError(f"spike expects a floating-point input, got dtype {jnp.result_type(x)}")

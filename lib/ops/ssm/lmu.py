@@ -31,7 +31,14 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from lib.ops._checks import check_method, check_rank, check_shape, on_accelerator
+from lib.ops._checks import (
+    check_floats,
+    check_method,
+    check_rank,
+    check_shape,
+    finite_or,
+    on_accelerator,
+)
 
 METHODS = ("auto", "ref", "direct", "fft")
 
@@ -166,6 +173,7 @@ def lmu_memory(
     Returns:
       `m: [b, l, d, N]` in `u.dtype` (float32 or wider inside), and the final state.
     """
+    check_floats(u=u, initial_state=initial_state)
     check_rank("u", u, 3)
     check_rank("b_bar", b_bar, 1)
     n = np.shape(b_bar)[0]
@@ -179,11 +187,18 @@ def lmu_memory(
     if initial_state is not None:
         check_shape("initial_state", initial_state, (bsz, d, n))
     m0 = None if initial_state is None else initial_state.astype(dtype)
+    if length == 0:  # empty outputs; the final state is the initial one
+        m = jnp.zeros((bsz, 0, d, n), u.dtype)
+        final = jnp.zeros((bsz, d, n), dtype) if m0 is None else m0
+        return (m, final) if return_final_state else m
     if method == "ref":
         m, final = _ref(x, a, bb, jnp.zeros((bsz, d, n), dtype) if m0 is None else m0)
     else:
         h = _impulse_response(a_bar, b_bar, length, dtype)
-        m = (_direct if method == "direct" else _fft)(x, h)
+        if method == "direct":
+            m = _direct(x, h)
+        else:  # the FFT mixes all positions: inputs holding a NaN or inf take the direct form
+            m = finite_or(lambda: _fft(x, h), lambda: _direct(x, h), x)
         if m0 is not None:
             m = m + _decay_initial(m0, a, length)
         final = m[:, -1]

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib.ops._checks import check_method, check_rank, check_shape
+from lib.ops._checks import check_floats, check_method, check_rank, check_shape, finite_or
 from lib.ops.scan.linear import linear_recurrence, segment_cut
 from lib.ops.scan.linear import resolve_method as scan_resolve
 
@@ -184,6 +184,8 @@ def ssm_s4d(
     Returns:
       y [b, l, d] in u's dtype; and the final state [b, d, n] complex64 when asked.
     """
+    check_floats(u=u, log_dt=log_dt, D=D)
+    check_floats(complex_ok=True, Lambda=Lambda, B=B, C=C, initial_state=initial_state)
     check_rank("u", u, 3)
     b, length, d = u.shape
     check_rank("Lambda", Lambda, 2)
@@ -198,16 +200,27 @@ def ssm_s4d(
     h0 = jnp.zeros((b, d, n), jnp.complex64) if initial_state is None else initial_state
     check_shape("initial_state", h0, (b, d, n))
     h0 = h0.astype(jnp.complex64)
-    if method == "fft":
-        if segment_ids is not None:
-            raise ValueError("method='fft' does not support `segment_ids`; use a scan form")
-        y, h_last = _s4d_fft(u, lam_bar, b_bar, C, h0)
-    else:
+
+    def scan_form(method):
         bu = u.astype(jnp.float32)[..., None] * b_bar  # [b, l, d, n]
         x, h_last = linear_recurrence(
             lam_bar, bu, h0, method=method, segment_ids=segment_ids, return_final_state=True
         )
-        y = jnp.real(jnp.einsum("bldn,dn->bld", x, C))
+        return jnp.real(jnp.einsum("bldn,dn->bld", x, C)), h_last
+
+    if method == "fft":
+        if segment_ids is not None:
+            raise ValueError("method='fft' does not support `segment_ids`; use a scan form")
+        # The FFT mixes all positions: inputs holding a NaN or inf take the scan instead.
+        y, h_last = (
+            scan_form("scan")
+            if length == 0
+            else finite_or(
+                lambda: _s4d_fft(u, lam_bar, b_bar, C, h0), lambda: scan_form("scan"), u, h0
+            )
+        )
+    else:
+        y, h_last = scan_form(method)
     y = _out(y, u, D, u.dtype)
     return (y, h_last) if return_final_state else y
 
