@@ -8,8 +8,9 @@ A segment runs `cycles` (N) high-level updates, each after `l_steps` (T) low-lev
 Every update but the last L step and the last H step runs under `stop_gradient` (the paper's
 one-step gradient approximation: gradients flow only through the final fixed-point step). The
 answer is read from z_H. A Q head on z_H gives (halt, continue) logits for adaptive compute.
-Deep supervision (see `research/hrm/train.py`) runs several segments per example, detaching
-the carried (z_H, z_L) between them, with a loss and an optimizer update after each.
+Deep supervision (`research/hrm/steps.py`, the train step `lib.train.loop` runs) runs several
+segments per example, detaching the carried (z_H, z_L) between them, with a loss and an
+optimizer update after each; `build(config)` wires it to the shared training loop.
 
 Baselines with the same blocks: `kind="flat"` (one recurrent module holding all the blocks, the
 hierarchy removed, same block evaluations per segment) and `kind="transformer"` (the same
@@ -18,6 +19,8 @@ Blocks are bidirectional (the puzzles are grids, not sequences), built from `lib
 (reference attention without a mask, rotary positions) and `lib.nn.blocks` (RMSNorm, GatedMLP).
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -25,6 +28,7 @@ import numpy as np
 
 from lib.nn.blocks import GatedMLP, RMSNorm
 from lib.ops.attention.softmax import attention_ref, rotary_embedding
+from research.hrm.sudoku4 import make_split
 
 KINDS = ("hrm", "flat", "transformer")
 
@@ -172,29 +176,30 @@ def q_continue_target(next_q_BxK, current_is_last):
     return jnp.where(current_is_last, q_next[:, 0], best)
 
 
-def draw_min_segments(rng: np.random.Generator, batch: int, max_segments: int, explore_prob):
+def draw_min_segments(key, batch: int, max_segments: int, explore_prob: float):
     """HRM's exploration of the halting policy: per example, with probability `explore_prob`
     the minimum segment count M_min is drawn uniformly from {2, ..., M_max}, else M_min = 1.
 
     Args:
-      rng: numpy generator (the training loop's, seeded from the config).
+      key: a JAX PRNG key (the train step's).
       batch: examples in the batch.
       max_segments: M_max (>= 2 when `explore_prob > 0`).
       explore_prob: epsilon in [0, 1].
 
     Returns:
-      int [batch] M_min per example.
+      int32 [batch] M_min per example.
     """
     if not 0.0 <= explore_prob <= 1.0:
         raise ValueError(f"explore_prob must be in [0, 1], got {explore_prob}")
     if explore_prob > 0 and max_segments < 2:
         raise ValueError(f"exploring M_min in 2..M_max needs M_max >= 2, got {max_segments}")
-    explore = rng.random(batch) < explore_prob
-    drawn = rng.integers(2, max(max_segments, 2) + 1, size=batch)
-    return np.where(explore, drawn, 1)
+    k_explore, k_draw = jax.random.split(key)
+    explore = jax.random.uniform(k_explore, (batch,)) < explore_prob
+    drawn = jax.random.randint(k_draw, (batch,), 2, max(max_segments, 2) + 1)
+    return jnp.where(explore, drawn, 1).astype(jnp.int32)
 
 
-def training_halt(q_BxK, segments_done: int, min_segments_B, max_segments: int, q_continue):
+def training_halt(q_BxK, segments_done, min_segments_B, max_segments: int, q_continue: bool):
     """Which examples halt after `segments_done` training segments (HRM's ACT in training).
 
     An example halts at M_max, or once it has run at least its M_min segments and its Q head
@@ -202,17 +207,17 @@ def training_halt(q_BxK, segments_done: int, min_segments_B, max_segments: int, 
 
     Args:
       q_BxK: [b, 2] (halt, continue) logits of the segment just run.
-      segments_done: segments run so far (1-based).
+      segments_done: segments run so far (1-based; a Python or traced int).
       min_segments_B: int [b] M_min (`draw_min_segments`).
       max_segments: M_max.
       q_continue: whether the continue logit is trained (changes the halting rule).
 
     Returns:
-      bool [b] numpy array.
+      bool [b].
     """
-    q = np.asarray(q_BxK, np.float32)
+    q = jnp.asarray(q_BxK, jnp.float32)
     wants = q[:, 0] > q[:, 1] if q_continue else q[:, 0] > 0.0
-    done = segments_done >= np.asarray(min_segments_B)
+    done = segments_done >= jnp.asarray(min_segments_B)
     return (segments_done >= max_segments) | (wants & done)
 
 
@@ -267,3 +272,89 @@ def segment_loss(logits, q, batch, q_weight: float = 0.5, continue_target=None, 
 def optax_sigmoid_bce(logits, labels):
     """Numerically stable binary cross-entropy with logits."""
     return jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
+def num_segments(config) -> int:
+    """M: deep-supervision segments (1 for the non-recurrent Transformer)."""
+    return 1 if config.model.kind == "transformer" else int(config.model.segments)
+
+
+@functools.cache
+def _sudoku4(items: tuple, seed: int) -> dict:
+    return make_split(**dict(items), seed=seed)
+
+
+def puzzle_splits(config) -> tuple[dict, dict, int]:
+    """`(train, test, vocab_size)`: dicts of `inputs`, `targets` int32 [n, l] and `mask`
+    float32 [n, l]. "sudoku4" is generated in memory (`research.hrm.sudoku4`, deterministic
+    from `config.seed`); any other `config.data.name` (e.g. "maze") is read from its prepared
+    `lib.data` set, which must have been prepared with `config.data.builder_kwargs`."""
+    import lib.data
+
+    d = config.data
+    kwargs = dict(d.builder_kwargs)
+    if d.name == "sudoku4":
+        split = _sudoku4(tuple(sorted(kwargs.items())), int(config.seed))
+        return split["train"], split["test"], 5
+    data_dir = d.data_dir or None
+    meta = lib.data.info(d.name, data_dir)  # DatasetNotPreparedError names the command
+    stored = meta.get("config", {})
+    differ = {k: (stored.get(k), v) for k, v in kwargs.items() if stored.get(k) != v}
+    if differ:
+        sets = " ".join(f"--set {k}={v}" for k, v in kwargs.items())
+        raise ValueError(
+            f"{d.name} is prepared with other options (prepared, wanted): {differ}; prepare it "
+            f"with: {lib.data.prepare_command(d.name, data_dir)} --overwrite {sets}"
+        )
+    splits = []
+    for split in ("train", "test"):
+        n = meta["splits"][split]
+        it = lib.data.load(d.name, split, batch_size=n, shuffle=False, num_epochs=1,
+                           data_dir=data_dir, shard_index=0, shard_count=1)  # fmt: skip
+        batch = next(iter(it))
+        splits.append({k: np.asarray(batch[k]) for k in ("inputs", "targets", "mask")})
+    return splits[0], splits[1], int(meta["vocab_size"])
+
+
+def loss_fn(params, batch, rng, *, model, train):
+    """One segment from the zero state: `segment_loss` (training uses the deep-supervision
+    step of `research.hrm.steps` instead)."""
+    del rng, train
+    _, logits, q = model.apply({"params": params}, batch["inputs"])
+    return segment_loss(logits, q, batch)
+
+
+def build(config) -> dict:
+    """HRM (or a baseline, `config.model.kind`) on `config.data` (see configs/puzzles.py): the
+    keyword arguments of `lib.train.loop.train_and_evaluate`, with HRM's deep-supervision
+    train step and ACT evaluation (`research.hrm.steps`). Training batches are epochs of fresh
+    permutations of the training puzzles; the test puzzles are evaluated at the end in one
+    batch (`test_cell_accuracy`, `test_exact_accuracy`, `test_act_exact_accuracy`,
+    `test_act_mean_segments`); `on_end` adds `num_params`."""
+    from lib.data.arrays import ArrayBatches
+    from lib.train.state import num_params
+    from research.hrm.steps import make_act_eval_step, make_deep_supervision_step
+
+    m = config.model
+    if m.kind not in KINDS:
+        raise ValueError(
+            f"config.model.kind must be one of {KINDS} for one run, got {m.kind!r} "
+            "('all' is a study: python -m launch.hrm)"
+        )
+    train, test, vocab_size = puzzle_splits(config)
+    model = make_model(config, vocab_size)
+    segments = num_segments(config)
+    q_continue = bool(m.q_continue)
+    return {
+        "model": model,
+        "loss_fn": loss_fn,
+        "train_data": ArrayBatches(train, config.data.batch_size, seed=config.seed),
+        "test_data": lambda: ArrayBatches(
+            test, len(test["inputs"]), shuffle=False, num_epochs=1, drop_remainder=False
+        ),
+        "make_train_step": make_deep_supervision_step(
+            segments, float(m.q_weight), q_continue, bool(m.train_halting), float(m.explore_prob)
+        ),
+        "make_eval_step": make_act_eval_step(segments, q_continue),
+        "on_end": lambda state, workdir: {"num_params": num_params(state.params)},
+    }

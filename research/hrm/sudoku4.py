@@ -84,16 +84,3 @@ def make_split(
         }
     return out
 
-
-def batches(data: dict, batch_size: int, seed: int, training: bool):
-    """Endless shuffled batches (training) or one ordered pass (evaluation)."""
-    n = len(data["inputs"])
-    rng = np.random.default_rng(seed)
-    while True:
-        order = rng.permutation(n) if training else np.arange(n)
-        stop = n - batch_size + 1 if training else n
-        for i in range(0, stop, batch_size):
-            idx = order[i : i + batch_size]
-            yield {k: v[idx] for k, v in data.items()}
-        if not training:
-            return

@@ -1,12 +1,16 @@
 """Hierarchical Reasoning Model (Wang et al. 2025): 4x4 Sudoku and 9x9-cell mazes, 1000 examples.
 
-Command (one run per task x model, about 1-3 minutes each on a loaded 2-core CPU):
+Commands (one run per task x model, about 1-3 minutes each on a loaded 2-core CPU; the maze
+task needs `python -m lib.data prepare maze --set height=3 --set width=3 --set min_path=5
+--set num_train=1000 --set num_validation=100 --set num_test=500`):
 
-    python launch/hrm.py --config=research/hrm/configs/puzzles.py:sudoku,hrm \
+    python -m launch.train --config=research/hrm/configs/puzzles.py:sudoku,hrm \
         --workdir=workdirs/hrm/sudoku_hrm
+    python -m launch.hrm --config=research/hrm/configs/puzzles.py:sudoku,all \
+        --workdir=workdirs/hrm/sudoku
 
 `arg` is "<task>[,<model>][,smoke]" with task in {sudoku, maze} and model in
-{hrm, flat, transformer}; `python launch/hrm.py --config=...:sudoku,all` runs all three.
+{hrm, flat, transformer}; "all" (for `launch.hrm`) trains the three as a study.
 Expected (test, see research/hrm/README.md): HRM >= flat > Transformer in exact accuracy.
 """
 
@@ -63,10 +67,15 @@ def get_config(arg: str = "sudoku,hrm") -> ml_collections.ConfigDict:
              "num_test": 500}
         )  # fmt: skip
     c.optimizer.learning_rate = 1e-3
-    c.optimizer.warmup_steps = 50
+    c.optimizer.warmup_steps = 50  # optimizer updates: M per batch
     c.optimizer.weight_decay = 0.1
-    c.train.num_steps = 200
+    c.train.num_steps = 200  # batches
     c.train.log_every = 50
+    c.train.eval_every = 0
+    # The schedule counts updates (M per batch): it decays over num_steps x M (x 1 for the
+    # Transformer, which runs one segment). A reference: overriding num_steps moves it.
+    updates_per_batch = 1 if kind == "transformer" else c.model.get_ref("segments")
+    c.optimizer.decay_steps = c.train.get_ref("num_steps") * updates_per_batch
     if smoke:
         c.model.dim = 16
         c.model.num_heads = 2
