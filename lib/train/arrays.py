@@ -138,6 +138,11 @@ def array_loss(
             m = {"count": jnp.asarray(x.shape[0], jnp.float32)}
             if metrics is not None:
                 m.update(metrics(out, y))
+        if extra_loss is not None:
+            step = batch["step"][0] if "step" in batch else jnp.int32(2**30)
+            extra = extra_loss(params, step)
+            m.update(data_loss=loss, extra_loss=extra)
+            loss = loss + extra
         m = {k: jnp.asarray(v, jnp.float32) for k, v in m.items()}
         return (loss, (m, new_state)) if model_state is not None else (loss, m)
 

@@ -1,19 +1,15 @@
 """GRU-SVM vs GRU-softmax (Agarap 2017): paired seeds, difference with a confidence interval.
 
-Called by `launch/gru_svm.py`. Each seed gives both heads the same initialisation of the shared
+The study's variants and its table; `launch/gru_svm.py` trains them through
+`lib.train.fit.fit_study`. Each seed gives both heads the same initialisation of the shared
 layers and the same minibatch order (same PRNG key), so the per-seed accuracy difference is a
 paired sample; the interval is the t interval of its mean.
 """
 
-import functools
-
 import numpy as np
-import optax
 from scipy import stats
 
-from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
-from research.gru_svm.model import GRUClassifier, head_l2, squared_hinge_loss
-from research.self_normalizing.data import load_arrays
+from research.gru_svm.model import load_sequences, make_study_fit
 
 
 def paired_difference(a, b, confidence: float = 0.95) -> dict:
@@ -35,58 +31,34 @@ def paired_difference(a, b, confidence: float = 0.95) -> dict:
     }
 
 
-def compare_heads(
-    dataset: str,
-    hidden: int,
-    dropout_rate: float,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    svm_c: float,
-    svm_l2: float,
-    seeds: int,
-) -> list[dict]:
-    """Train both heads from `seeds` paired seeds with Adam.
+def head_variants(config) -> list:
+    """The study: one `lib.train.fit.Variant` per head of `config.study.heads`, each trained
+    with `config`'s recipe (`model.make_study_fit`) on the same data."""
+    from lib.train.fit import Variant
 
-    Returns:
-      Rows: one per head (mean / std of test accuracy), then the SVM-minus-softmax difference in
-      accuracy points with its 95% t interval.
-    """
-    x_tr, y_tr, x_te, y_te, k = load_arrays(dataset, seed=0, as_sequence=True)
-    model = GRUClassifier(k, hidden, dropout_rate)
-    tx = optax.adam(learning_rate)
-    losses = {
-        "softmax": (softmax_cross_entropy, None),
-        "svm": (
-            functools.partial(squared_hinge_loss, c=svm_c),
-            lambda params, step: head_l2(params, svm_l2),
-        ),
-    }
+    x_tr, y_tr, x_te, y_te, k = load_sequences(config)
+    variants = []
+    for head in config.study.heads:
+        c = config.copy_and_resolve_references()
+        c.model.head = head
+        fit = make_study_fit(c, k)
+        variants.append(Variant(head, fit, (x_tr, y_tr, x_te, y_te), fields={"head": head}))
+    return variants
+
+
+def heads_table(rows: list[dict]) -> list[dict]:
+    """The README's table: per head the mean and (population) std of test accuracy in percent,
+    then the SVM-minus-softmax difference over paired seeds with its 95% t interval."""
     acc = {}
-    rows = []
-    for head, (loss_fn, extra) in losses.items():
-        fit = make_fit(model, tx, loss_fn, steps=steps, batch_size=batch_size, extra_loss=extra)
-        res = run_seeds(fit, range(seeds), (x_tr, y_tr, x_te, y_te))
-        acc[head] = np.array([r["test_accuracy"] for r in res]) * 100
-        rows.append(
-            {
-                "dataset": dataset,
-                "head": head,
-                "test_acc_mean": float(acc[head].mean()),
-                "test_acc_std": float(acc[head].std()),
-                "seeds": seeds,
-            }
-        )
-    d = paired_difference(acc["svm"], acc["softmax"])
-    rows.append(
-        {
-            "dataset": dataset,
-            "head": "svm - softmax (points)",
-            "test_acc_mean": d["mean"],
-            "test_acc_std": float("nan"),
-            "seeds": seeds,
-            "ci95_low": d["low"],
-            "ci95_high": d["high"],
-        }
-    )
-    return rows
+    for r in rows:
+        acc.setdefault(r["head"], {})[r["seed"]] = 100 * r["test_accuracy"]
+    out = [{"head": h, "test_acc_mean": float(np.mean(list(a.values()))),
+            "test_acc_std": float(np.std(list(a.values()))), "seeds": len(a)}
+           for h, a in acc.items()]  # fmt: skip
+    if "svm" in acc and "softmax" in acc:
+        seeds = sorted(set(acc["svm"]) & set(acc["softmax"]))
+        d = paired_difference([acc["svm"][s] for s in seeds], [acc["softmax"][s] for s in seeds])
+        out.append({"head": "svm - softmax (points)", "test_acc_mean": d["mean"],
+                    "test_acc_std": float("nan"), "seeds": d["n"], "ci95_low": d["low"],
+                    "ci95_high": d["high"]})  # fmt: skip
+    return out

@@ -67,3 +67,54 @@ def head_l2(params, l2: float) -> jax.Array:
     """`l2 / 2 * ||W_head||^2` (the SVM's margin term; biases are not penalised)."""
     w = params["head"]["kernel"]
     return 0.5 * l2 * jnp.sum(w.astype(jnp.float32) ** 2)
+
+
+def head_loss(model_cfg):
+    """`(loss_fn, extra_loss)` of `model_cfg.head` for `lib.train.fit` / `lib.train.arrays`:
+    softmax cross-entropy and none, or the squared hinge (`C = svm_c`) and the head's
+    `svm_l2 / 2 ||W||^2`."""
+    from lib.train.fit import softmax_cross_entropy
+
+    if model_cfg.head not in HEADS:
+        raise ValueError(f"model.head must be one of {HEADS}, got {model_cfg.head!r}")
+    if model_cfg.head == "softmax":
+        return softmax_cross_entropy, None
+    c, l2 = model_cfg.svm_c, model_cfg.svm_l2
+    return (lambda s, y: squared_hinge_loss(s, y, c)), (lambda params, step: head_l2(params, l2))
+
+
+def load_sequences(config):
+    """`(x_train, y_train, x_test, y_test, num_classes)` of `config.data.name` as sequences."""
+    from research.self_normalizing.data import load_arrays
+
+    return load_arrays(config.data.name, seed=0, as_sequence=True)
+
+
+def make_study_fit(config, num_classes: int):
+    """The in-memory fit (`lib.train.fit`) of `config`'s model, head and recipe."""
+    from lib.train.fit import make_fit
+    from lib.train.optim import make_optimizer
+
+    m, steps = config.model, config.train.num_steps
+    loss_fn, extra = head_loss(m)
+    return make_fit(GRUClassifier(num_classes, m.hidden, m.dropout_rate),
+                    make_optimizer(config.optimizer, steps), loss_fn, steps=steps,
+                    batch_size=config.data.batch_size, extra_loss=extra)  # fmt: skip
+
+
+def build(config) -> dict:
+    """One GRU classifier with `config.model.head` for `lib.train.loop.train_and_evaluate`:
+    minibatches drawn with replacement from the training split, the test split evaluated at
+    the end (`test_accuracy`)."""
+    from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+
+    x_tr, y_tr, x_te, y_te, k = load_sequences(config)
+    m = config.model
+    loss_fn, extra = head_loss(m)
+    return dict(
+        model=GRUClassifier(k, m.hidden, m.dropout_rate),
+        loss_fn=array_loss(loss_fn, extra_loss=extra),
+        train_data=ArrayBatches(x_tr, y_tr, config.data.batch_size, config.seed),
+        eval_data=None,
+        test_data=eval_batches(x_te, y_te),
+    )
