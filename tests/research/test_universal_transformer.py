@@ -90,10 +90,13 @@ def test_claim_weight_shared_act_model_learns_copy(tmp_path):
     halting) learns the copy task at training lengths: >= 80% of held-out strings copied whole
     (teacher forcing). The paper's claim proper, length generalization beyond a Transformer,
     did not reproduce even at 2000 steps (README), so it is not tested."""
+    import lib.data
     from lib.train.loop import train_and_evaluate
     from research.universal_transformer.model import build
 
     config = claim_config(tmp_path, "ut")
+    name = lib.data.variant(config.data.name, **config.data.builder_kwargs.to_dict())
+    lib.data.prepare(name, config.data.data_dir)  # build() only reads
     result = train_and_evaluate(config, str(tmp_path / "run"), **build(config))
     print({k: result[k] for k in ("eval_sequence_accuracy", "eval_mean_steps")})
     assert result["eval_sequence_accuracy"] >= 0.8, result  # measured 0.92; chance ~0
