@@ -2,9 +2,14 @@
 
 Command (all six variants on one data set; about 3-6 minutes on a loaded 2-core CPU):
 
+    python -m lib.data prepare \
+        lorenz96/burn_in=200,num_steps=64,num_test=16,num_train=64,num_validation=8
     python -m launch.deconstructing \
         --config=research/deconstructing/configs/forecast.py:lorenz96,all \
         --workdir=workdirs/deconstructing/lorenz96
+
+The data set with `data.builder_kwargs` is a `lib.data` variant (stored beside copies with
+other options); a run whose data set is missing stops with the exact `prepare` command.
 
 `arg` is "<data>[,<variant>][,matched][,smoke]", data in {lorenz96, kuramoto_sivashinsky,
 sunspots}, variant in {mlp, rnn, gru, lstm, transformer, gru_attention, all} (or several

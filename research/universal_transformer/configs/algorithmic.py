@@ -2,13 +2,17 @@
 
 Command (one run per task x model; about 4-6 minutes each on a 2-core CPU):
 
+    python -m lib.data prepare \
+        algorithmic_reverse/num_test=1024,num_train=20000,num_validation=512,test_max_len=16,train_max_len=8
     python launch/universal_transformer.py \
         --config=research/universal_transformer/configs/algorithmic.py:reverse,ut \
         --workdir=workdirs/ut/reverse_ut
 
 `arg` is "<task>,<model>[,smoke]" with task in {copy, reverse, addition} and model in
 {ut, ut_noact, transformer}. Train/validation strings have 1-8 symbols; the test split has
-9-16 (length generalization). Expected: see research/universal_transformer/README.md.
+9-16 (length generalization). The data set with `data.builder_kwargs` is a `lib.data` variant
+(stored beside copies with other options); a run whose data set is missing stops with the exact
+`prepare` command. Expected: see research/universal_transformer/README.md.
 """
 
 import ml_collections
