@@ -1,37 +1,40 @@
-"""Launch ViR (Vision Retention Networks, Hatamizadeh et al., 2023) vs ViT on images.
+"""Launch the ViR (Vision Retention Networks, Hatamizadeh et al., 2023) vs ViT study on images.
 
-python -m launch.vir --config=research/vir/configs/{digits,mnist}.py[:smoke] [--workdir=DIR]
-(`mnist.py:matched`: parameter-matched (ViR dim, ViT dim) pairs, see the config)
+python -m launch.vir --config=research/vir/configs/{digits,mnist}.py[:smoke] --workdir=DIR
+(`mnist.py:matched`: parameter-matched (ViR dim, ViT dim) pairs, see the config). Each model
+is one run of `launch.train` in `DIR/<variant>`; `DIR/results.json` and `results.md` hold the
+table. One model alone: `python -m launch.train --config=... --config.model.name=vit`.
 """
 
 from launch._common import main
-from launch._report import report
+
+KEYS = ("test_accuracy", "num_params")
 
 
-def run(c, workdir=None) -> dict:
-    """Train every model in `c.models` on `c.data` (or, when `c.matched_dims` is set, ViR and
-    ViT at each (ViR dim, ViT dim) pair); returns {table name: rows} (printed, saved)."""
-    from lib.train.classify import train_each
-    from research.vir.model import train_images
+def variants(c) -> list[tuple[str, dict]]:
+    """`(name, overrides)`: every model in `c.study.models` at `c.model.dim`, or ViR and ViT
+    at each (ViR dim, ViT dim) pair of `c.study.matched_dims` (e.g. "vir40", "vit48")."""
+    if c.study.matched_dims:
+        return [
+            (f"{name}{dim}", {"model.name": name, "model.dim": int(dim)})
+            for pair in c.study.matched_dims
+            for name, dim in zip(("vir", "vit"), pair, strict=True)
+        ]
+    return [(name, {"model.name": name}) for name in c.study.models]
 
-    def train(name, **overrides):
-        cfg = c.copy_and_resolve_references()
-        cfg.model = name
-        cfg.update(overrides)
-        return train_images(cfg)
 
-    if c.get("matched_dims"):
-        rows = []
-        for vir_dim, vit_dim in c.matched_dims:
-            for name, dim in (("vir", vir_dim), ("vit", vit_dim)):
-                (row,) = train_each([name], lambda n, d=dim: train(n, dim=d))
-                rows.append({"model": name, "dim": dim, **row})
-        results = {f"{c.data}_matched": rows}
-    else:
-        results = {c.data: train_each(c.models, train)}
-    report(results, workdir)
-    return results
+def run(c, workdir: str) -> list[dict]:
+    """Train every variant (at every seed of `c.study.seeds`, or the config's seed) through
+    `launch.train.run`; returns the study's rows."""
+    from launch.train import run as train_run
+    from lib.train.study import run_study
+
+    seeds = [int(s) for s in c.study.seeds] or None
+    return run_study(
+        c, workdir, variants=variants(c), run=train_run, seeds=seeds, keys=KEYS, name=c.data.name
+    )
 
 
 if __name__ == "__main__":
-    main(run, "research/vir/configs/*.py", project="vir")
+    main(run, "research/vir/configs/*.py", project="vir", workdir_required=True,
+         workdir_help="the study's folder: one sub-folder per model, results.json / results.md")  # fmt: skip

@@ -57,6 +57,19 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def steps_from_epochs(c) -> None:
+    """Set `c.train.num_steps` to `c.data.epochs` passes of full batches over
+    `c.data.train_examples` examples (`epochs * (train_examples // batch_size)`), and
+    `c.optimizer.warmup_steps` to `num_steps // 10 + 1`, both as references: overriding
+    `data.epochs`, `data.batch_size` or `data.train_examples` (e.g. on the command line) moves
+    them, while setting `train.num_steps` or `optimizer.warmup_steps` replaces them. For
+    in-memory sets trained by epochs (see `lib.data.arrays.ArrayBatches`)."""
+    d = c.data
+    steps_per_epoch = d.get_ref("train_examples") // d.get_ref("batch_size")
+    c.train.num_steps = d.get_ref("epochs") * steps_per_epoch
+    c.optimizer.warmup_steps = c.train.get_ref("num_steps") // 10 + 1
+
+
 def define_config_flag(
     flag_values: flags.FlagValues = flags.FLAGS,
     *,

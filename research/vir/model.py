@@ -6,8 +6,8 @@ sequence, the class token goes LAST so that it retains every patch, and the same
 the parallel form (quadratic, for training) or the recurrent form (one patch at a time with a
 `[b, h, dk, dv]` state, for low-memory inference). `ViT` is the same network with softmax
 attention (`lib.nn.attention.mixers.MultiHeadAttention`, bidirectional, class token first) as the
-baseline. `train_images` trains either on sklearn's 8x8 digits (`lib.data.images`) or on a
-prepared `lib.data` image set (MNIST) with the shared `lib.train.classify.fit_classifier`.
+baseline. `build(config)` trains either on sklearn's 8x8 digits (`lib.data.images`) or on a
+prepared `lib.data` image set (MNIST) through the shared `lib.train.loop.train_and_evaluate`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from lib.data.arrays import EpochBatches, load_arrays
 from lib.data.images import sklearn_digits_splits
 from lib.nn.linear_attention.mixers import RetNet
 from lib.ops.attention.softmax import attention_ref
-from lib.train.classify import fit_classifier, load_arrays
+from lib.train.arrays import array_loss, eval_batches
+from lib.train.fit import accuracy, softmax_cross_entropy
+from lib.train.state import num_params
 
 
 def patchify(images_BxHxWxC, patch):
@@ -155,40 +158,57 @@ class ViT(nn.Module):
         return nn.Dense(self.num_classes)(nn.LayerNorm()(x[:, 0]))
 
 
-def make_model(config):
-    """`config.model` ("vir" or "vit") with `dim`, `depth`, `num_heads`, `patch`."""
-    kw = dict(dim=config.dim, depth=config.depth, num_heads=config.num_heads, patch=config.patch)
-    if config.model == "vir":
-        return ViR(method=config.method, image_size=config.get("image_size", 8), **kw)
-    if config.model == "vit":
+def make_model(m):
+    """The network named by `m.name` ("vir" or "vit"; `m` is `config.model`) with `dim`,
+    `depth`, `num_heads`, `patch` (and, for the ViR, `method`, `image_size`)."""
+    kw = dict(dim=m.dim, depth=m.depth, num_heads=m.num_heads, patch=m.patch)
+    if m.name == "vir":
+        return ViR(method=m.method, image_size=m.image_size, **kw)
+    if m.name == "vit":
         return ViT(**kw)
-    raise ValueError(f"unknown model {config.model!r}; expected 'vir' or 'vit'")
+    raise ValueError(f"unknown model.name {m.name!r}; expected 'vir' or 'vit'")
 
 
-def image_splits(config):
-    """`{"train": (x, y), "test": (x, y)}` for `config.data`: "digits" (sklearn 8x8) or a
-    `lib.data` image set, train limited to `config.train_examples` (0: all)."""
-    if config.data == "digits":
+def image_splits(d) -> dict:
+    """`{"train": (x [n, H, W, 1] float32 in [0, 1], y [n] int32), "test": ...}` for
+    `d.name` (`d` is `config.data`): "digits" (sklearn 8x8) or a prepared `lib.data` image
+    set (mnist, fashion_mnist), the first `d.train_examples` / `d.test_examples` (0: all)."""
+    limits = {"train": d.train_examples, "test": d.test_examples}
+    if d.name == "digits":
         splits = sklearn_digits_splits()
-        prep = lambda s: (splits[s][0][..., None].astype(np.float32) / 16.0, splits[s][1])
-        return {"train": prep("train"), "test": prep("test")}
+        out = {s: (splits[s][0][..., None].astype(np.float32) / 16.0, splits[s][1]) for s in limits}
+    else:
+        data_dir = d.data_dir or None
+        out = {s: load_arrays(d.name, s, limit=limits[s], data_dir=data_dir) for s in limits}
+    for s, n in limits.items():
+        if n and len(out[s][1]) < n:
+            raise ValueError(f"data.{s}_examples is {n} but {d.name}/{s} has {len(out[s][1])}")
+        out[s] = tuple(a[: n or None] for a in out[s])
+    return out
+
+
+# Softmax cross-entropy and accuracy in the loop's contract; padded evaluation batches
+# (`eval_batches`, weight 0 on the padding) are averaged over the real examples only.
+loss_fn = array_loss(softmax_cross_entropy, metrics=accuracy, train_flag=False)
+
+
+def build(config) -> dict:
+    """`config.model` trained on `config.data` (see configs/digits.py): the keyword arguments
+    of `lib.train.loop.train_and_evaluate`. Training batches are epochs of fresh permutations
+    of the (in-memory) training set; the test set is evaluated once at the end
+    (`test_accuracy`); `on_end` adds `num_params`."""
+    d = config.data
+    data = image_splits(d)
+    (x, y), (x_test, y_test) = data["train"], data["test"]
+    model = make_model(config.model)
+
+    def on_end(state, workdir):
+        return {"num_params": num_params(state.params)}
+
     return {
-        "train": load_arrays(config.data, "train", limit=config.get("train_examples", 0)),
-        "test": load_arrays(config.data, "test", limit=config.get("test_examples", 0)),
+        "model": model,
+        "loss_fn": loss_fn,
+        "train_data": EpochBatches({"inputs": x, "targets": y}, d.batch_size, seed=config.seed),
+        "test_data": eval_batches(x_test, y_test, d.eval_batch_size),
+        "on_end": on_end,
     }
-
-
-def train_images(config) -> dict:
-    """Train `make_model(config)` on `config.data` with `lib.train.classify.fit_classifier`
-    (AdamW, warmup-cosine with at most 50 warmup steps).
-
-    Returns dict with `model`, `params`, `train_loss` (last epoch mean), `test_accuracy`,
-    `num_params` and `seconds`.
-    """
-    data = image_splits(config)
-    model = make_model(config)
-    result = fit_classifier(
-        model, data["train"], data["test"], epochs=config.epochs, batch_size=config.batch_size,
-        lr=config.lr, weight_decay=config.weight_decay, seed=config.seed, max_warmup_steps=50,
-    )  # fmt: skip
-    return {"model": model, **result}

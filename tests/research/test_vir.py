@@ -6,10 +6,13 @@ import jax
 import numpy as np
 import pytest
 
-from launch.vir import run
-from lib.train.classify import num_params
+from launch.vir import run, variants
+from lib.train.config import load_config
+from lib.train.state import num_params
 from research.vir.configs import digits, mnist
 from research.vir.model import ViR, ViT, make_model, patchify
+
+OUTPUTS = ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json")
 
 
 def _images(b=3, size=8, seed=0):
@@ -56,38 +59,57 @@ def test_vit_baseline_shape_and_bad_inputs():
     with pytest.raises(ValueError, match="divide by patch"):
         patchify(_images(1, 7), 2)
     c = digits.get_config("smoke")
-    c.model = "mlp"
+    c.model.name = "mlp"
     with pytest.raises(ValueError, match="unknown model"):
-        make_model(c)
+        make_model(c.model)
     with pytest.raises(ValueError, match="unknown config"):
         digits.get_config("huge")
 
 
-def test_digits_smoke_run_learns():
-    # Claim at tiny scale: 117 steps of a 1-block, 16-wide ViR classify held-out digits far
-    # above chance (0.1); measured 0.65, 360 test images (one run's standard error ~0.025).
+def test_digits_smoke_study_learns(tmp_path):
+    # Claim at tiny scale, through the study launcher and the shared loop: 117 steps of a
+    # 1-block, 16-wide ViR classify held-out digits far above chance (0.1); measured 0.65
+    # (fit_classifier) and 0.73 (the shared loop, another initialization), 359 test images
+    # (one run's standard error ~0.025).
     c = digits.get_config("smoke")
-    c.models = ("vir",)
-    (row,) = run(c)["digits"]
-    assert row["model"] == "vir" and np.isfinite(row["train_loss"]) and row["num_params"] > 0
-    assert row["test_accuracy"] > 0.4
+    c.study.models = ("vir",)
+    c.train.progress_bar = False
+    (row,) = run(c, str(tmp_path))
+    assert row["variant"] == "vir" and np.isfinite(row["train_loss"]) and row["num_params"] > 0
+    assert row["test_accuracy"] > 0.4 and row["test_count"] == 359
+    for name in OUTPUTS:
+        assert (tmp_path / "vir" / name).exists(), name
+    assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").exists()
+
+
+def test_epochs_set_the_number_of_steps():
+    # 1257 training digits in full batches of 64: 19 per epoch.
+    c = load_config("research/vir/configs/digits.py", ["data.epochs=40"])
+    assert c.train.num_steps == 40 * 19 and c.optimizer.warmup_steps == 40 * 19 // 10 + 1
+    c = load_config("research/vir/configs/mnist.py", ["data.batch_size=100"])
+    assert c.train.num_steps == 4 * 100 and c.optimizer.warmup_steps == 50
 
 
 def test_mnist_configs_and_parameter_matching():
     c = mnist.get_config()
-    assert (c.data, c.image_size, c.patch) == ("mnist", 28, 4) and c.image_size % c.patch == 0
-    assert mnist.get_config("fashion_mnist").data == "fashion_mnist"
-    assert mnist.get_config("smoke").train_examples % 8 == 0
+    assert (c.data.name, c.model.image_size, c.model.patch) == ("mnist", 28, 4)
+    assert c.train.num_steps == 624  # 4 epochs of 156 full batches of 64
+    assert mnist.get_config("fashion_mnist").data.name == "fashion_mnist"
+    assert mnist.get_config("smoke").data.train_examples % 8 == 0
     with pytest.raises(ValueError, match="unknown config"):
         mnist.get_config("cifar")
     m = mnist.get_config("fashion_mnist,matched")
-    assert m.data == "fashion_mnist" and m.matched_dims
+    assert m.data.name == "fashion_mnist" and m.study.matched_dims
+    names = [name for name, _ in variants(m)]
+    assert names == ["vir40", "vit48", "vir48", "vit60"]
     x = np.zeros((2, 28, 28, 1), np.float32)
-    for vir_dim, vit_dim in m.matched_dims:  # abstract init (no compile): parameter counts
+    overrides = dict(variants(m))
+    for vir_dim, vit_dim in m.study.matched_dims:  # abstract init (no compile): parameters
         n = {}
         for name, dim in (("vir", vir_dim), ("vit", vit_dim)):
-            cfg = m.copy_and_resolve_references()
-            cfg.model, cfg.dim = name, dim
-            model = make_model(cfg)
-            n[name] = num_params(jax.eval_shape(model.init, jax.random.key(0), x))
+            cfg = m.copy_and_resolve_references().model
+            assert overrides[f"{name}{dim}"] == {"model.name": name, "model.dim": dim}
+            cfg.name, cfg.dim = name, dim
+            params = jax.eval_shape(make_model(cfg).init, jax.random.key(0), x)["params"]
+            n[name] = num_params(params)
         assert abs(n["vit"] / n["vir"] - 1) < 0.06, (vir_dim, vit_dim, n)
