@@ -1,10 +1,11 @@
 """In-memory data sets: batches over arrays held in memory, with a saveable position.
 
 Small projects train on sets that fit in memory (sklearn digits, permuted digits, an MNIST
-subset, puzzles generated on the fly). `ArrayBatches` serves them to `lib.train.loop` like
+subset, puzzles generated on the fly). `EpochBatches` serves them to `lib.train.loop` like
 `lib.data.load` serves prepared sets: epochs of fresh permutations drawn from one seeded
-generator, and `get_state()` / `set_state()` so a resumed run reads the batches an
-uninterrupted run would have read. `load_arrays` reads a prepared `lib.data` set into memory.
+generator (every example once per epoch, the classic recipe; `lib.train.arrays.ArrayBatches`
+instead samples with replacement, as `lib.train.fit` does), and `get_state()` /
+`set_state()` so a resumed run reads the batches an uninterrupted run would have read. `load_arrays` reads a prepared `lib.data` set into memory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 
-class ArrayBatches:
+class EpochBatches:
     """Iterator of batches `{key: array[idx]}` over in-memory arrays of equal length.
 
     Epoch `e` visits the examples in the order of the `e`-th `permutation(n)` drawn from

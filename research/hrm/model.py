@@ -331,7 +331,7 @@ def build(config) -> dict:
     permutations of the training puzzles; the test puzzles are evaluated at the end in one
     batch (`test_cell_accuracy`, `test_exact_accuracy`, `test_act_exact_accuracy`,
     `test_act_mean_segments`); `on_end` adds `num_params`."""
-    from lib.data.arrays import ArrayBatches
+    from lib.data.arrays import EpochBatches
     from lib.train.state import num_params
     from research.hrm.steps import make_act_eval_step, make_deep_supervision_step
 
@@ -348,8 +348,8 @@ def build(config) -> dict:
     return {
         "model": model,
         "loss_fn": loss_fn,
-        "train_data": ArrayBatches(train, config.data.batch_size, seed=config.seed),
-        "test_data": lambda: ArrayBatches(
+        "train_data": EpochBatches(train, config.data.batch_size, seed=config.seed),
+        "test_data": lambda: EpochBatches(
             test, len(test["inputs"]), shuffle=False, num_epochs=1, drop_remainder=False
         ),
         "make_train_step": make_deep_supervision_step(

@@ -1,10 +1,10 @@
-"""lib.data.arrays.ArrayBatches: epochs of seeded permutations, a finite ordered pass with a
+"""lib.data.arrays.EpochBatches: epochs of seeded permutations, a finite ordered pass with a
 partial last batch, a position that resumes exactly, and clear errors."""
 
 import numpy as np
 import pytest
 
-from lib.data.arrays import ArrayBatches
+from lib.data.arrays import EpochBatches
 
 
 def _arrays(n=10):
@@ -13,7 +13,7 @@ def _arrays(n=10):
 
 
 def test_epochs_are_fresh_permutations_of_one_seeded_generator():
-    it = ArrayBatches(_arrays(10), 3, seed=7)
+    it = EpochBatches(_arrays(10), 3, seed=7)
     assert len(it) == 3  # 10 // 3 full batches; the last example of each epoch is skipped
     rng = np.random.default_rng(7)
     want = []
@@ -28,31 +28,31 @@ def test_epochs_are_fresh_permutations_of_one_seeded_generator():
 
 
 def test_one_ordered_pass_keeps_the_partial_last_batch():
-    it = ArrayBatches(_arrays(10), 4, shuffle=False, num_epochs=1, drop_remainder=False)
+    it = EpochBatches(_arrays(10), 4, shuffle=False, num_epochs=1, drop_remainder=False)
     labels = [b["label"].tolist() for b in it]
     assert labels == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    whole = list(ArrayBatches(_arrays(5), 64, shuffle=False, num_epochs=1, drop_remainder=False))
+    whole = list(EpochBatches(_arrays(5), 64, shuffle=False, num_epochs=1, drop_remainder=False))
     assert len(whole) == 1 and whole[0]["label"].tolist() == [0, 1, 2, 3, 4]
 
 
 def test_resume_reads_the_same_batches_as_an_uninterrupted_run():
-    straight = ArrayBatches(_arrays(10), 3, seed=1)
+    straight = EpochBatches(_arrays(10), 3, seed=1)
     expected = [next(straight)["label"] for _ in range(8)]
-    first = ArrayBatches(_arrays(10), 3, seed=1)
+    first = EpochBatches(_arrays(10), 3, seed=1)
     for _ in range(4):  # into the second epoch
         next(first)
-    resumed = ArrayBatches(_arrays(10), 3, seed=1)
+    resumed = EpochBatches(_arrays(10), 3, seed=1)
     resumed.set_state(first.get_state())
     for want in expected[4:]:
         np.testing.assert_array_equal(next(resumed)["label"], want)
     with pytest.raises(ValueError, match="other settings"):
-        ArrayBatches(_arrays(10), 2, seed=1).set_state(first.get_state())
+        EpochBatches(_arrays(10), 2, seed=1).set_state(first.get_state())
 
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="same length"):
-        ArrayBatches({"a": np.zeros(3), "b": np.zeros(4)}, 1)
+        EpochBatches({"a": np.zeros(3), "b": np.zeros(4)}, 1)
     with pytest.raises(ValueError, match="batch_size"):
-        ArrayBatches(_arrays(10), 11)
+        EpochBatches(_arrays(10), 11)
     with pytest.raises(ValueError, match="num_epochs"):
-        ArrayBatches(_arrays(10), 2, num_epochs=0)
+        EpochBatches(_arrays(10), 2, num_epochs=0)
