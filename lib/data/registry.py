@@ -21,10 +21,11 @@ import contextlib
 import importlib
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+from lib.data import variants
 
 ENV_DATA_DIR = "BRAINSEQ_DATA_DIR"
 FILE_FORMAT = "array_record"  # as lib.data.base writes them
@@ -159,32 +160,6 @@ def view_class(name: str):
     return _import(_VIEWS[name][1]) if name in _VIEWS else None
 
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.+-]*$")
-
-
-def _format_option(key: str, value) -> str:
-    text = str(value)
-    if not isinstance(value, bool | int | float | str) or not _SAFE_VALUE.match(text):
-        raise ValueError(
-            f"option {key}={value!r} cannot be part of a data set name (letters, digits, "
-            "'_.+-' only); prepare it into its own data_dir instead"
-        )
-    return text
-
-
-def _parse_option(name: str, key: str, text: str, default):
-    try:
-        if isinstance(default, bool):
-            if text not in ("True", "False"):
-                raise ValueError(text)
-            return text == "True"
-        return type(default)(text) if default is not None else text
-    except ValueError:
-        raise ValueError(
-            f"data set name {name!r}: option {key}={text!r} is not a {type(default).__name__}"
-        ) from None
-
-
 def split_variant(name: str) -> tuple[str, dict[str, Any]]:
     """`"lorenz96/burn_in=200,num_train=64"` -> `("lorenz96", {"burn_in": 200, "num_train": 64})`;
     a plain name gives `(name, {})`. Option values are parsed to the builder default's type."""
@@ -192,17 +167,7 @@ def split_variant(name: str) -> tuple[str, dict[str, Any]]:
     storage_name(plain)  # Unknown names raise KeyError.
     if not sep:
         return plain, {}
-    defaults = builder_class(plain).DEFAULTS
-    options = {}
-    for item in text.split(","):
-        key, eq, value = item.partition("=")
-        if not eq or key not in defaults:
-            raise ValueError(
-                f"data set name {name!r}: {item!r} is not a `key=value` option of {plain} "
-                f"(options: {sorted(defaults)})"
-            )
-        options[key] = _parse_option(name, key, value, defaults[key])
-    return plain, options
+    return plain, variants.parse_options_text(text, builder_class(plain).DEFAULTS, name)
 
 
 def variant(name: str, **options) -> str:
@@ -215,16 +180,13 @@ def variant(name: str, **options) -> str:
     plain, given = split_variant(name)
     cls = builder_class(plain)
     merged = {**given, **options}
-    unknown = sorted(set(merged) - set(cls.DEFAULTS))
-    if unknown:
-        raise TypeError(
-            f"{plain}: unknown option(s) {unknown}; known options: {sorted(cls.DEFAULTS)}"
-        )
     located = sorted(set(merged) & set(getattr(cls, "LOCATION_KEYS", ())))
     if located:
         raise ValueError(f"{plain}: {located} say where a source lies; pass them to prepare()")
-    changed = sorted(k for k, v in merged.items() if v != cls.DEFAULTS[k])
-    text = ",".join(f"{k}={_format_option(k, merged[k])}" for k in changed)
+    try:
+        text = variants.options_text(merged, cls.DEFAULTS)
+    except TypeError as e:
+        raise TypeError(f"{plain}: {e}") from None
     return f"{plain}/{text}" if text else plain
 
 

@@ -34,6 +34,9 @@ def test_variants_are_stored_side_by_side(tmp_path):
     assert next(data.load(b, "train", batch_size=4, data_dir=tmp_path))["inputs"].shape == (4, 15)
     assert registry.split_variant(b)[1] == {**SMALL, "lag": 9, "num_train": 24}
     assert data.variant("copying", **registry.builder_class("copying").DEFAULTS) == "copying"
+    # One name per option set: an int where the default is a float names the same copy.
+    assert data.variant("lorenz96", forcing=9) == data.variant("lorenz96", forcing=9.0)
+    assert data.variant("lorenz96", forcing=8) == "lorenz96"
     assert not registry.is_prepared("copying", tmp_path)  # the default copy is not touched
     with pytest.raises(ValueError, match="names its options"):
         data.prepare(a, tmp_path, lag=5)
