@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.registry import get_mixer
 
 
@@ -21,18 +22,23 @@ class RMSNorm(nn.Module):
     Attributes:
       eps: added to the mean square.
       use_scale: learn a per-feature scale (initialised to one).
+      dtype: output dtype (None: the input's); the norm itself is computed in float32.
+      param_dtype: dtype of the scale.
     """
 
     eps: float = 1e-6
     use_scale: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         x32 = x.astype(jnp.float32)
         y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
         if self.use_scale:
-            y = y * self.param("scale", nn.initializers.ones, (x.shape[-1],), jnp.float32)
-        return y.astype(x.dtype)
+            scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), self.param_dtype)
+            y = y * scale.astype(jnp.float32)
+        return y.astype(precision.result_dtype(self, x))
 
 
 class GatedMLP(nn.Module):
@@ -43,19 +49,30 @@ class GatedMLP(nn.Module):
       hidden_dim: inner width; default `8/3 * dim` rounded up to a multiple of 8.
       activation: gate nonlinearity (SiLU gives SwiGLU, GELU gives GeGLU).
       use_bias: biases on the three projections.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`).
     """
 
     dim: int
     hidden_dim: int | None = None
     activation: Any = nn.silu
     use_bias: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxLxD):
         hidden = self.hidden_dim or -(-(8 * self.dim // 3) // 8) * 8
-        gate = nn.Dense(hidden, use_bias=self.use_bias, name="gate")(x_BxLxD)
-        up = nn.Dense(hidden, use_bias=self.use_bias, name="up")(x_BxLxD)
-        return nn.Dense(self.dim, use_bias=self.use_bias, name="down")(self.activation(gate) * up)
+        dense = lambda n, name: precision.dense(self, n, use_bias=self.use_bias, name=name)
+        gate = dense(hidden, "gate")(x_BxLxD)
+        up = dense(hidden, "up")(x_BxLxD)
+        return dense(self.dim, "down")(self.activation(gate) * up)
+
+
+def make_mixer(name, dim, mixer_kwargs=None, *, dtype=None, param_dtype=jnp.float32, **kw):
+    """The registered mixer `name` with `dim`, its `mixer_kwargs` and the precision fields
+    (`mixer_kwargs` may set `dtype`/`param_dtype` itself: they win)."""
+    fields = {"dtype": dtype, "param_dtype": param_dtype, **dict(mixer_kwargs or {})}
+    return get_mixer(name)(dim=dim, **fields, **kw)
 
 
 class PreNormBlock(nn.Module):
@@ -68,6 +85,8 @@ class PreNormBlock(nn.Module):
       mlp_hidden_dim: inner width of the MLP (None: `GatedMLP`'s default); 0 drops the MLP
         (for mixers such as Mamba's block that carry their own).
       norm_eps: RMSNorm epsilon.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`), passed to the
+        norms, the mixer and the MLP.
     """
 
     dim: int
@@ -75,13 +94,16 @@ class PreNormBlock(nn.Module):
     mixer_kwargs: Mapping[str, Any] | None = None
     mlp_hidden_dim: int | None = None
     norm_eps: float = 1e-6
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
-        self.mixer_norm = RMSNorm(self.norm_eps)
-        self.mix = get_mixer(self.mixer)(dim=self.dim, **dict(self.mixer_kwargs or {}))
+        kw = precision.precision_kwargs(self)
+        self.mixer_norm = RMSNorm(self.norm_eps, **kw)
+        self.mix = make_mixer(self.mixer, self.dim, self.mixer_kwargs, **kw)
         if self.mlp_hidden_dim != 0:
-            self.mlp_norm = RMSNorm(self.norm_eps)
-            self.mlp = GatedMLP(self.dim, self.mlp_hidden_dim)
+            self.mlp_norm = RMSNorm(self.norm_eps, **kw)
+            self.mlp = GatedMLP(self.dim, self.mlp_hidden_dim, **kw)
 
     def _mlp(self, x):
         return x if self.mlp_hidden_dim == 0 else x + self.mlp(self.mlp_norm(x))
@@ -89,6 +111,7 @@ class PreNormBlock(nn.Module):
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """`[b, l, dim] -> [b, l, dim]`, or `(y, state)` when `return_state`."""
         h = self.mixer_norm(x_BxLxD)
+        x_BxLxD = precision.cast(x_BxLxD, self.dtype)
         if state is None and not return_state:
             return self._mlp(x_BxLxD + self.mix(h))
         y, state = self.mix(h, state=state, return_state=True)
@@ -101,4 +124,4 @@ class PreNormBlock(nn.Module):
     def step(self, state, x_BxD):
         """One token: `(state, [b, dim]) -> (state, [b, dim])`."""
         state, y = self.mix.step(state, self.mixer_norm(x_BxD))
-        return state, self._mlp(x_BxD + y)
+        return state, self._mlp(precision.cast(x_BxD, self.dtype) + y)

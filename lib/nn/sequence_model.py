@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.blocks import PreNormBlock, RMSNorm
 
 
@@ -30,6 +31,9 @@ class SequenceModel(nn.Module):
       mlp_hidden_dim: the blocks' MLP width (0 drops the MLP).
       scan_layers: run the blocks with `nn.scan` (parameters stacked on a leading layer axis).
       remat: rematerialise each block in the backward pass (full-sequence calls without state).
+      dtype: computation dtype of every block and mixer (`lib.nn.precision`; None: float32
+        from float32 inputs). The head's outputs (logits) are float32 whatever `dtype`.
+      param_dtype: dtype of every parameter (float32).
     """
 
     dim: int
@@ -43,6 +47,8 @@ class SequenceModel(nn.Module):
     mlp_hidden_dim: int | None = None
     scan_layers: bool = False
     remat: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         if self.task not in ("lm", "classify"):
@@ -51,19 +57,27 @@ class SequenceModel(nn.Module):
             raise ValueError(f"`pool` must be 'mean' or 'last', got {self.pool!r}")
         if self.vocab_size is None and self.num_outputs is None:
             raise ValueError("`num_outputs` is required when `vocab_size` is None")
+        kw = precision.precision_kwargs(self)
         if self.vocab_size is None:
-            self.embed = nn.Dense(self.dim, name="input_proj")
+            self.embed = nn.Dense(self.dim, name="input_proj", **kw)
         else:
-            self.embed = nn.Embed(self.vocab_size, self.dim, name="embed")
+            self.embed = nn.Embed(self.vocab_size, self.dim, name="embed", **kw)
         if self.scan_layers:
             self.block = self._make_block(name="blocks")
         else:
             self.blocks = [self._make_block(name=f"block_{i}") for i in range(self.depth)]
-        self.final_norm = RMSNorm()
-        self.head = nn.Dense(self.num_outputs or self.vocab_size, name="head")
+        self.final_norm = RMSNorm(**kw)
+        self.head = nn.Dense(self.num_outputs or self.vocab_size, name="head", **kw)
 
     def _make_block(self, **kwargs):
-        return PreNormBlock(self.dim, self.mixer, self.mixer_kwargs, self.mlp_hidden_dim, **kwargs)
+        return PreNormBlock(
+            self.dim, self.mixer, self.mixer_kwargs, self.mlp_hidden_dim,
+            **precision.precision_kwargs(self), **kwargs,
+        )  # fmt: skip
+
+    def _head(self, h):
+        """Output head; logits in float32 whatever the computation dtype."""
+        return self.head(h).astype(jnp.float32)
 
     def _embed(self, inputs):
         if self.vocab_size is not None and not jnp.issubdtype(inputs.dtype, jnp.integer):
@@ -130,7 +144,7 @@ class SequenceModel(nn.Module):
         h = self.final_norm(x)
         if self.task == "classify":
             h = self._pool(h, mask)
-        out = self.head(h)
+        out = self._head(h)
         return (out, new_state) if return_state else out
 
     def init_state(self, batch_size, dtype=jnp.float32):
@@ -156,7 +170,7 @@ class SequenceModel(nn.Module):
                 s, x = blk.step(s, x)
                 new_state.append(s)
             state = tuple(new_state)
-        return state, self.head(self.final_norm(x))
+        return state, self._head(self.final_norm(x))
 
 
 def generate(model, params, prompt, num_tokens, *, rng=None, temperature=0.0):

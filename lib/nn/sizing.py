@@ -5,6 +5,7 @@ has the count nearest a target, counting by shapes only (`jax.eval_shape`, nothi
 
   make = lambda dim: language_model("gla", dim, depth=2, vocab_size=65)
   dim = width_for_params(make, 60_000)
+  model, dim = sized_language_model("gla", 2, 65, target_params=60_000)   # the same
 """
 
 from __future__ import annotations
@@ -80,3 +81,29 @@ def width_for_params(
         if n > target:
             break
     return best
+
+
+def sized_language_model(
+    mixer: str,
+    depth: int,
+    vocab_size: int,
+    mixer_kwargs: Mapping | None = None,
+    *,
+    dim: int = 0,
+    target_params: int = 0,
+    **model_kwargs,
+) -> tuple[SequenceModel, int]:
+    """`language_model` at width `dim`, or (with `target_params` > 0) at the width whose
+    parameter count is nearest `target_params`; returns `(model, width)`.
+
+    Raises:
+      ValueError: neither `dim` nor `target_params` is positive.
+    """
+    if dim <= 0 and target_params <= 0:
+        raise ValueError(f"give dim > 0 or target_params > 0 (got {dim} and {target_params})")
+
+    def make(width):
+        return language_model(mixer, width, depth, vocab_size, mixer_kwargs, **model_kwargs)
+
+    width = width_for_params(make, target_params) if target_params > 0 else dim
+    return make(width), width

@@ -145,6 +145,7 @@ def quantize_dense(
             weight,
             act,
         )
+        y = y if mod.dtype is None else y.astype(mod.dtype)  # the layer's computation dtype
         return _unflat_output(y, features)
 
     return Transformed(
@@ -241,7 +242,8 @@ def lowrank_dense(
         u2 = u.reshape(-1, u.shape[-1]).astype(x.dtype)
         v2 = v.reshape(v.shape[0], -1).astype(x.dtype)
         y = _unflat_output((_flat_input(x, in_axes) @ u2) @ v2, features)
-        return y + mod.get_variable("params", "bias") if mod.use_bias else y
+        y = y + mod.get_variable("params", "bias") if mod.use_bias else y
+        return y if mod.dtype is None else y.astype(mod.dtype)
 
     return LowRankModel(_with_interceptor(model.apply, interceptor), new, ranks)
 

@@ -8,13 +8,16 @@ writes samples of generated text.
 
 import functools
 import os
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lib.nn.precision import compute_dtype
 from lib.train import losses
+from lib.train.sharding import ProcessRows
 
 
 class RNNLM(nn.Module):
@@ -26,6 +29,8 @@ class RNNLM(nn.Module):
       num_layers: stacked recurrent layers.
       cell: "gru" or "lstm".
       dropout: dropout rate between layers (training only).
+      dtype: computation dtype (None: float32; `jnp.bfloat16` for mixed precision: the
+        carries stay float32, as do the parameters, `param_dtype`).
     """
 
     vocab_size: int
@@ -33,6 +38,8 @@ class RNNLM(nn.Module):
     num_layers: int = 1
     cell: str = "gru"
     dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, tokens_BxL, train: bool = False):
@@ -40,12 +47,14 @@ class RNNLM(nn.Module):
         cells = {"gru": nn.GRUCell, "lstm": nn.OptimizedLSTMCell}
         if self.cell not in cells:
             raise ValueError(f"unknown cell {self.cell!r}; expected one of {sorted(cells)}")
-        h_BxLxD = nn.Embed(self.vocab_size, self.dim)(tokens_BxL)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        h_BxLxD = nn.Embed(self.vocab_size, self.dim, **kw)(tokens_BxL)
         for i in range(self.num_layers):
             h_BxLxD = nn.Dropout(self.dropout, deterministic=not train)(h_BxLxD)
-            h_BxLxD = nn.RNN(cells[self.cell](features=self.dim), name=f"rnn_{i}")(h_BxLxD)
+            cell = cells[self.cell](features=self.dim, **kw)
+            h_BxLxD = nn.RNN(cell, name=f"rnn_{i}")(h_BxLxD)
         h_BxLxD = nn.Dropout(self.dropout, deterministic=not train)(h_BxLxD)
-        return nn.Dense(self.vocab_size)(h_BxLxD)
+        return nn.Dense(self.vocab_size, **kw)(h_BxLxD).astype(jnp.float32)
 
 
 class Block(nn.Module):
@@ -55,18 +64,21 @@ class Block(nn.Module):
     num_heads: int
     mlp_ratio: int = 4
     dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxLxD, mask, train: bool):
         drop = functools.partial(nn.Dropout, self.dropout, deterministic=not train)
-        h = nn.LayerNorm()(x_BxLxD)
-        h = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, qkv_features=self.dim)(
-            h, h, mask=mask, deterministic=True
-        )
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        h = nn.LayerNorm(**kw)(x_BxLxD)  # statistics in float32 whatever dtype
+        h = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads, qkv_features=self.dim, force_fp32_for_softmax=True, **kw
+        )(h, h, mask=mask, deterministic=True)
         x_BxLxD = x_BxLxD + drop()(h)
-        h = nn.LayerNorm()(x_BxLxD)
-        h = nn.Dense(self.mlp_ratio * self.dim)(h)
-        h = nn.Dense(self.dim)(nn.gelu(h))
+        h = nn.LayerNorm(**kw)(x_BxLxD)
+        h = nn.Dense(self.mlp_ratio * self.dim, **kw)(h)
+        h = nn.Dense(self.dim, **kw)(nn.gelu(h))
         return x_BxLxD + drop()(h)
 
 
@@ -76,6 +88,8 @@ class TransformerLM(nn.Module):
     Attributes:
       vocab_size, dim, num_layers, num_heads, dropout: as named.
       max_len: the longest sequence (size of the position table).
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`); logits,
+        softmaxes and norm statistics are float32 whatever `dtype`.
     """
 
     vocab_size: int
@@ -84,6 +98,8 @@ class TransformerLM(nn.Module):
     num_heads: int = 4
     max_len: int = 256
     dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, tokens_BxL, train: bool = False):
@@ -91,22 +107,30 @@ class TransformerLM(nn.Module):
         length = tokens_BxL.shape[1]
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len={self.max_len}")
-        x = nn.Embed(self.vocab_size, self.dim)(tokens_BxL)
-        pos = self.param("pos_embedding", nn.initializers.normal(0.02), (self.max_len, self.dim))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x + pos[:length])
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        x = nn.Embed(self.vocab_size, self.dim, **kw)(tokens_BxL)
+        pos = self.param(
+            "pos_embedding", nn.initializers.normal(0.02), (self.max_len, self.dim),
+            self.param_dtype,
+        )  # fmt: skip
+        x = x + pos[:length].astype(x.dtype)
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
         mask = nn.make_causal_mask(tokens_BxL)
         for i in range(self.num_layers):
-            x = Block(self.dim, self.num_heads, dropout=self.dropout, name=f"block_{i}")(
+            x = Block(self.dim, self.num_heads, dropout=self.dropout, name=f"block_{i}", **kw)(
                 x, mask, train
             )
-        return nn.Dense(self.vocab_size)(nn.LayerNorm()(x))
+        return nn.Dense(self.vocab_size, **kw)(nn.LayerNorm(**kw)(x)).astype(jnp.float32)
 
 
-def make_model(model_cfg, vocab_size: int, seq_len: int) -> nn.Module:
-    """The model named by `model_cfg.kind` ("gru", "lstm" or "transformer")."""
+def make_model(model_cfg, vocab_size: int, seq_len: int, dtype=None) -> nn.Module:
+    """The model named by `model_cfg.kind` ("gru", "lstm" or "transformer"), computing in
+    `dtype` (None: float32) with float32 parameters."""
     kind = model_cfg.kind
     if kind in ("gru", "lstm"):
-        return RNNLM(vocab_size, model_cfg.dim, model_cfg.num_layers, kind, model_cfg.dropout)
+        return RNNLM(
+            vocab_size, model_cfg.dim, model_cfg.num_layers, kind, model_cfg.dropout, dtype=dtype
+        )
     if kind == "transformer":
         return TransformerLM(
             vocab_size,
@@ -115,6 +139,7 @@ def make_model(model_cfg, vocab_size: int, seq_len: int) -> nn.Module:
             model_cfg.num_heads,
             max_len=seq_len,
             dropout=model_cfg.dropout,
+            dtype=dtype,
         )
     raise ValueError(f"unknown model kind {kind!r}; expected gru, lstm or transformer")
 
@@ -225,16 +250,21 @@ def build(config) -> dict:
             f"data.batch_size must be a multiple of {per_window} (= {stored_len}/{seq_len})"
         )
     windows = d.batch_size // per_window
-    model = make_model(config.model, int(meta["vocab_size"]), seq_len)
+    # config.train.compute_dtype: "bfloat16" computes in bf16, params/optimizer stay float32
+    dtype = compute_dtype(config.train.get("compute_dtype", "float32"))
+    model = make_model(config.model, int(meta["vocab_size"]), seq_len, dtype=dtype)
 
     def load(split, **kw):
+        # Every process reads the global stream and keeps its own rows (ProcessRows), so a
+        # run on many hosts sees the batches of a one-process run and resumes from one state.
         return lib.data.load(
-            d.name, split, batch_size=windows, seed=config.seed, data_dir=data_dir, **kw
-        )
+            d.name, split, batch_size=windows, seed=config.seed, data_dir=data_dir,
+            shard_index=0, shard_count=1, **kw,
+        )  # fmt: skip
 
     def finite(split):
         it = load(split, shuffle=False, num_epochs=1, drop_remainder=False)
-        return Rechunk(pad_batches(it, windows), seq_len)
+        return ProcessRows(Rechunk(pad_batches(it, windows), seq_len))
 
     def on_end(state, workdir):
         if "vocab" not in meta or not d.num_samples:
@@ -244,7 +274,7 @@ def build(config) -> dict:
     return {
         "model": model,
         "loss_fn": loss_fn,
-        "train_data": Rechunk(load("train", shuffle=True), seq_len),
+        "train_data": ProcessRows(Rechunk(load("train", shuffle=True), seq_len)),
         "eval_data": lambda: finite("validation"),
         "test_data": (lambda: finite("test")) if d.evaluate_test else None,
         "on_end": on_end,

@@ -5,9 +5,12 @@ default, or TCNCA's chunked attention with `chunk_size`). Decoding state is a `K
 `max_len` positions.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.registry import register_mixer
 from lib.ops.attention import softmax as attn_ops
 
@@ -29,6 +32,8 @@ class MultiHeadAttention(nn.Module):
       chunk_size: TCNCA chunked attention (None: off); exclusive with `window`.
       method: the op's method (see `lib.ops.attention.softmax`); "auto" by default.
       use_bias: biases in the projections.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`); the
+        softmax runs in float32 and the decoding `KVCache` is float32 whatever `dtype`.
     """
 
     dim: int
@@ -42,6 +47,8 @@ class MultiHeadAttention(nn.Module):
     chunk_size: int | None = None
     method: str = "auto"
     use_bias: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         if self.positions not in ("rope", "learned", "none"):
@@ -51,14 +58,15 @@ class MultiHeadAttention(nn.Module):
         if self.window is not None and self.chunk_size is not None:
             raise ValueError("set at most one of `window` and `chunk_size`")
         hd, hk = self._head_dim, self._kv_heads
-        dense = lambda n, name: nn.DenseGeneral(n, use_bias=self.use_bias, name=name)
+        kw = dict(use_bias=self.use_bias, **precision.precision_kwargs(self))
+        dense = lambda n, name: nn.DenseGeneral(n, name=name, **kw)
         self.q_proj = dense((self.num_heads, hd), "q")
         self.k_proj = dense((hk, hd), "k")
         self.v_proj = dense((hk, hd), "v")
-        self.o_proj = nn.DenseGeneral(self.dim, axis=(-2, -1), use_bias=self.use_bias, name="o")
+        self.o_proj = nn.DenseGeneral(self.dim, axis=(-2, -1), name="o", **kw)
         if self.positions == "learned":
             init = nn.initializers.normal(0.02)
-            self.pos_emb = self.param("pos_emb", init, (self.max_len, self.dim), jnp.float32)
+            self.pos_emb = self.param("pos_emb", init, (self.max_len, self.dim), self.param_dtype)
 
     @property
     def _head_dim(self):
@@ -69,6 +77,7 @@ class MultiHeadAttention(nn.Module):
         return self.num_kv_heads or self.num_heads
 
     def _project(self, x_BxLxD, offset):
+        x_BxLxD = precision.cast(x_BxLxD, self.dtype)
         pos = offset + jnp.arange(x_BxLxD.shape[1])
         if self.positions == "learned":
             x_BxLxD = x_BxLxD + self.pos_emb[pos].astype(x_BxLxD.dtype)
@@ -97,13 +106,14 @@ class MultiHeadAttention(nn.Module):
         state, o = attn_ops.cached_attention(
             state, q, k, v, window=self.window, chunk_size=self.chunk_size
         )
-        return self.o_proj(o), state
+        return self.o_proj(o.astype(q.dtype)), state
 
     def init_state(self, batch_size, dtype=jnp.float32):
-        """An empty `KVCache` of `max_len` positions."""
+        """An empty `KVCache` of `max_len` positions (float32 or wider)."""
         return attn_ops.init_kv_cache(
-            batch_size, self.max_len, self._kv_heads, self._head_dim, dtype=dtype
-        )
+            batch_size, self.max_len, self._kv_heads, self._head_dim,
+            dtype=precision.state_dtype(dtype),
+        )  # fmt: skip
 
     def step(self, state, x_BxD):
         """One token: `(KVCache, [b, dim]) -> (KVCache, [b, dim])`."""

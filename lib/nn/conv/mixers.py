@@ -5,12 +5,14 @@ its default) and stream with ring-buffer states (`lib.ops.conv.long.RingState`).
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lib.nn import precision
 from lib.nn.registry import register_mixer
 from lib.ops.conv import fsmn as fsmn_ops
 from lib.ops.conv import long as conv_ops
@@ -27,6 +29,8 @@ class FSMN(nn.Module):
       lookahead: look-ahead taps N2 (> 0 makes the block non-causal and not streamable).
       dilation: tap spacing s (MossFormer2 grows it layer by layer).
       activation: of the hidden layer (relu, as DFSMN); method: `fsmn` method.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the Dense
+        layers run in `dtype`, the memory taps and the ring state in float32.
     """
 
     dim: int
@@ -36,18 +40,23 @@ class FSMN(nn.Module):
     dilation: int = 1
     activation: Callable = jax.nn.relu
     method: str = "auto"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
-        self.hidden = nn.Dense(self.hidden_dim or self.dim, name="hidden")
-        self.proj = nn.Dense(self.dim, use_bias=False, name="proj")
+        self.hidden = precision.dense(self, self.hidden_dim or self.dim, name="hidden")
+        self.proj = precision.dense(self, self.dim, use_bias=False, name="proj")
         init = nn.initializers.normal(0.1)
-        self.left = self.param("left", init, (self.num_taps, self.dim))
+        self.left = precision.param(self, "left", init, (self.num_taps, self.dim))
         self.right = (
-            self.param("right", init, (self.lookahead, self.dim)) if self.lookahead else None
+            precision.param(self, "right", init, (self.lookahead, self.dim))
+            if self.lookahead
+            else None
         )
 
     def _p(self, x):
-        return self.proj(self.activation(self.hidden(x)))
+        """The projected frames `p`, in float32 for the memory."""
+        return precision.to_float32(self.proj(self.activation(self.hidden(x))))
 
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `RingState` when `return_state`)."""
@@ -55,7 +64,9 @@ class FSMN(nn.Module):
             self._p(x_BxLxD), self.left, self.right, dilation=self.dilation,
             initial_state=state, return_final_state=return_state, method=self.method,
         )  # fmt: skip
-        return out
+        y, final = out if return_state else (out, None)
+        y = y.astype(precision.result_dtype(self, x_BxLxD))
+        return (y, final) if return_state else y
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
         """Zero ring of past projected frames (`(num_taps - 1) * dilation + 1` of them)."""
@@ -71,7 +82,8 @@ class FSMN(nn.Module):
         """One frame: `(RingState, [b, dim]) -> (RingState, [b, dim])` (causal form only)."""
         if self.lookahead:
             raise ValueError("FSMN with lookahead > 0 is not causal and has no step form")
-        return fsmn_ops.fsmn_step(state, self._p(x_BxD), self.left, dilation=self.dilation)
+        state, y = fsmn_ops.fsmn_step(state, self._p(x_BxD), self.left, dilation=self.dilation)
+        return state, y.astype(precision.result_dtype(self, x_BxD))
 
 
 @register_mixer("tcn")
@@ -81,6 +93,8 @@ class TCN(nn.Module):
     Attributes:
       dim: model width; kernel_size: taps per layer; num_layers: layers (receptive field
       `1 + (kernel_size - 1)(2^num_layers - 1)`); activation (gelu); method: conv method.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the
+        convolutions run in `dtype`; the ring states are float32.
     """
 
     dim: int
@@ -88,6 +102,8 @@ class TCN(nn.Module):
     num_layers: int = 4
     activation: Callable = jax.nn.gelu
     method: str = "auto"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @property
     def dilations(self) -> tuple[int, ...]:
@@ -97,21 +113,34 @@ class TCN(nn.Module):
         fan_in = self.kernel_size * self.dim
         init = nn.initializers.normal(fan_in**-0.5)
         self.kernels = [
-            self.param(f"kernel_{i}", init, (self.kernel_size, self.dim, self.dim))
+            precision.param(self, f"kernel_{i}", init, (self.kernel_size, self.dim, self.dim))
             for i in range(self.num_layers)
         ]
         self.biases = [
-            self.param(f"bias_{i}", nn.initializers.zeros, (self.dim,))
+            precision.param(self, f"bias_{i}", nn.initializers.zeros, (self.dim,))
             for i in range(self.num_layers)
         ]
 
+    def _weights(self):
+        """Kernels and biases in the computation dtype."""
+        cast = lambda ws: [precision.cast(w, self.dtype) for w in ws]
+        return cast(self.kernels), cast(self.biases)
+
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the per-layer ring states when `return_state`)."""
-        return tcn_ops.tcn(
-            x_BxLxD, self.kernels, self.biases, dilations=self.dilations,
+        x = precision.cast(x_BxLxD, self.dtype)
+        if state is not None:  # the ring holds float32 inputs: run in the computation dtype
+            state = jax.tree.map(lambda s: precision.cast(s, x.dtype), state)
+        kernels, biases = self._weights()
+        out = tcn_ops.tcn(
+            x, kernels, biases, dilations=self.dilations,
             activation=self.activation, initial_state=state, return_final_state=return_state,
             method=self.method,
         )  # fmt: skip
+        if not return_state:
+            return out
+        y, final = out
+        return y, jax.tree.map(precision.to_float32, final)
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
         """Zero ring states, one per layer."""
@@ -122,10 +151,13 @@ class TCN(nn.Module):
 
     def step(self, state, x_BxD):
         """One token: `(states, [b, dim]) -> (states, [b, dim])`."""
-        return tcn_ops.tcn_step(
-            state, x_BxD, self.kernels, self.biases, dilations=self.dilations,
-            activation=self.activation,
-        )  # fmt: skip
+        x = precision.cast(x_BxD, self.dtype)
+        kernels, biases = self._weights()
+        state = jax.tree.map(lambda s: precision.cast(s, x.dtype), state)
+        state, y = tcn_ops.tcn_step(
+            state, x, kernels, biases, dilations=self.dilations, activation=self.activation
+        )
+        return jax.tree.map(precision.to_float32, state), y
 
 
 class ImplicitFilter(nn.Module):
@@ -141,15 +173,20 @@ class ImplicitFilter(nn.Module):
     width: int = 32
     decay_min: float = 1.0
     decay_max: float = 30.0
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self):
+        """The kernel `[length, dim]`, float32 (a long filter is kept at full precision)."""
         t = jnp.arange(self.length, dtype=jnp.float32)[:, None] / self.length
         f = jnp.arange(1, self.features // 2 + 1, dtype=jnp.float32)[None]
         z = jnp.concatenate([t, jnp.sin(2 * np.pi * f * t), jnp.cos(2 * np.pi * f * t)], -1)
-        h = jnp.sin(nn.Dense(self.width, name="mlp_in")(z))
-        h = jnp.sin(nn.Dense(self.width, name="mlp_hidden")(h))
-        k = nn.Dense(self.dim, name="mlp_out")(h)
+        # the filter MLP is tiny and its output sums over the whole sequence: float32
+        dense = lambda n, name: nn.Dense(n, name=name, param_dtype=self.param_dtype)
+        h = jnp.sin(dense(self.width, "mlp_in")(z))
+        h = jnp.sin(dense(self.width, "mlp_hidden")(h))
+        k = dense(self.dim, "mlp_out")(h).astype(jnp.float32)
         alpha = jnp.exp(jnp.linspace(np.log(self.decay_min), np.log(self.decay_max), self.dim))
         return k * jnp.exp(-alpha[None] * t)
 
@@ -165,26 +202,33 @@ class LongConv(nn.Module):
     Attributes:
       dim: model width; max_len: kernel length K; kernel: "explicit" or "implicit";
       method: `fft_conv` method ("auto" picks FFT for long kernels).
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the
+        projections run in `dtype`; the long convolution and its ring state in float32.
     """
 
     dim: int
     max_len: int = 1024
     kernel: str = "implicit"
     method: str = "auto"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         if self.kernel not in ("explicit", "implicit"):
             raise ValueError(f"kernel={self.kernel!r}; expected 'explicit' or 'implicit'")
-        self.in_proj = nn.Dense(2 * self.dim, name="in_proj")
-        self.out_proj = nn.Dense(self.dim, name="out_proj")
-        self.D = self.param("D", nn.initializers.ones, (self.dim,))
+        self.in_proj = precision.dense(self, 2 * self.dim, name="in_proj")
+        self.out_proj = precision.dense(self, self.dim, name="out_proj")
+        self.D = precision.param(self, "D", nn.initializers.ones, (self.dim,))
         if self.kernel == "explicit":
             decay = jnp.exp(-jnp.arange(self.max_len) / (self.max_len / 8))[:, None]
-            self.k_param = self.param(
-                "k", lambda key, s: jax.random.normal(key, s) * 0.02 * decay, (self.max_len, self.dim)
+            self.k_param = precision.param(
+                self, "k", lambda key, s: jax.random.normal(key, s) * 0.02 * decay,
+                (self.max_len, self.dim),
             )  # fmt: skip
         else:
-            self.filter = ImplicitFilter(self.dim, self.max_len, name="filter")
+            self.filter = ImplicitFilter(
+                self.dim, self.max_len, name="filter", **precision.precision_kwargs(self)
+            )
 
     def _k(self):
         return self.k_param if self.kernel == "explicit" else self.filter()
@@ -192,11 +236,12 @@ class LongConv(nn.Module):
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `RingState` when `return_state`)."""
         v, gate = jnp.split(self.in_proj(x_BxLxD), 2, axis=-1)
+        v = precision.to_float32(v)  # the long convolution sums in float32
         out = conv_ops.fft_conv(
             v, self._k(), initial_state=state, return_final_state=return_state, method=self.method
         )
         y, final = out if return_state else (out, None)
-        y = self.out_proj(gate * (y + self.D * v))
+        y = self.out_proj(gate * (y + self.D * v).astype(gate.dtype))
         return (y, final) if return_state else y
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
@@ -208,5 +253,6 @@ class LongConv(nn.Module):
     def step(self, state, x_BxD):
         """One token: `(RingState, [b, dim]) -> (RingState, [b, dim])`, O(max_len)."""
         v, gate = jnp.split(self.in_proj(x_BxD), 2, axis=-1)
+        v = precision.to_float32(v)
         state, y = conv_ops.fft_conv_step(state, v, self._k())
-        return state, self.out_proj(gate * (y + self.D * v))
+        return state, self.out_proj(gate * (y + self.D * v).astype(gate.dtype))

@@ -7,12 +7,13 @@ state (`[b, h, dk, dv]` plus what the mixer needs: a position for RetNet's rotar
 previous input for RWKV's token shift).
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.blocks import RMSNorm
 from lib.nn.quant.layers import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
@@ -52,9 +53,15 @@ def _quant_state_fn(module, default_range):
 
 
 def _quant_input(module, x):
-    """The mixer's input, fake-quantized per token under `quant`."""
+    """The mixer's input in its computation dtype, fake-quantized per token under `quant`."""
+    x = precision.cast(x, module.dtype)
     q = as_quant_config(module.quant)
     return x if q is None else q.inputs(x).astype(x.dtype)
+
+
+def _dense(module, features, **kwargs):
+    """A projection of `module` (`quant_dense`) in its `dtype` and `param_dtype`."""
+    return quant_dense(module.quant, features, **precision.precision_kwargs(module), **kwargs)
 
 
 def _run(module, x_BxLxD, state, return_state):
@@ -84,6 +91,8 @@ class GLA(nn.Module):
         `r = state_range or GLA_STATE_RANGE`). A quantized state runs the
         recurrent form (`lib.ops.quant.scan.gla_carry_quant`; method "auto" or "ref"); the
         chunked and kernel forms are refused.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`); the gates,
+        the state and the recurrence run in float32 whatever `dtype`.
     """
 
     dim: int
@@ -95,25 +104,28 @@ class GLA(nn.Module):
     chunk_size: int = 64
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         dk, dv = int(self.dim * self.expand_k), int(self.dim * self.expand_v)
         if dk % self.num_heads or dv % self.num_heads:
             raise ValueError(f"key/value widths {dk}/{dv} must divide by `num_heads`")
-        dense = lambda features, **kw: quant_dense(self.quant, features, **kw)
+        dense = lambda features, **kw: _dense(self, features, **kw)
         self.q_proj = dense(dk, use_bias=False)
         self.k_proj = dense(dk, use_bias=False)
         self.v_proj = dense(dv, use_bias=False)
         self.g_down = dense(self.gate_rank, use_bias=False)
         self.g_up = dense(dk)
         self.out_gate = dense(dv)
-        self.norm = RMSNorm()
+        self.norm = RMSNorm(**precision.precision_kwargs(self))
         self.o_proj = dense(self.dim, use_bias=False)
 
     def _qkvg(self, x):
         h = self.num_heads
         q, k, v = (_heads(p(x), h) for p in (self.q_proj, self.k_proj, self.v_proj))
         g = jax.nn.log_sigmoid(self.g_up(self.g_down(x)).astype(jnp.float32))
+        q, k, v = precision.to_float32(q, k, v)  # the recurrence accumulates in float32
         return q, k, v, _heads(g / self.gate_temperature, h)
 
     def _out(self, o, x):
@@ -176,6 +188,8 @@ class RetNet(nn.Module):
       quant: as `GLA`'s (retention is GLA with the gate `log gamma_h`; default state range
         `RETNET_STATE_RANGE`; a quantized state runs
         the recurrent form, method "auto" or "ref"; "parallel" and "chunked" are refused).
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`); the
+        retention (state, decays) runs in float32 whatever `dtype`.
     """
 
     dim: int
@@ -185,17 +199,19 @@ class RetNet(nn.Module):
     chunk_size: int = 64
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         dv = int(self.dim * self.expand_v)
         if self.dim % self.num_heads or dv % self.num_heads:
             raise ValueError(f"`dim` and value width {dv} must divide by `num_heads`")
-        dense = lambda features: quant_dense(self.quant, features, use_bias=False)
+        dense = lambda features: _dense(self, features, use_bias=False)
         self.q_proj = dense(self.dim)
         self.k_proj = dense(self.dim)
         self.v_proj = dense(dv)
         self.gate = dense(dv)
-        self.norm = RMSNorm()
+        self.norm = RMSNorm(**precision.precision_kwargs(self))
         self.o_proj = dense(self.dim)
 
     def _qkv(self, x_BxLxD, offset):
@@ -204,7 +220,7 @@ class RetNet(nn.Module):
         if self.rotary:
             pos = offset + jnp.arange(x_BxLxD.shape[1])
             q, k = rotary_embedding(q, pos), rotary_embedding(k, pos)
-        return q, k, v
+        return precision.to_float32(q, k, v)  # the retention accumulates in float32
 
     def _out(self, o, x):
         return self.o_proj(nn.swish(self.gate(x)) * _merge(self.norm(o)))
@@ -281,6 +297,8 @@ class RWKV6TimeMix(nn.Module):
         previous input after its per-token quantization (on the input grid, not the state's).
         A quantized state runs the recurrent form (`lib.ops.quant.scan.rwkv6_carry_quant`;
         method "auto" or "ref"); "chunked" is refused.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`); the decay,
+        the state `S` and the token-shift state are float32 whatever `dtype`.
     """
 
     dim: int
@@ -290,23 +308,26 @@ class RWKV6TimeMix(nn.Module):
     chunk_size: int = 64
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         d, h = self.dim, self.num_heads
         if d % h:
             raise ValueError(f"`dim` ({d}) must divide by `num_heads` ({h})")
         uni = lambda lo, hi: lambda key, shape: jax.random.uniform(key, shape, jnp.float32, lo, hi)
-        self.mu_x = self.param("mu_x", uni(0.0, 1.0), (d,))
-        self.mu = self.param("mu", uni(0.0, 1.0), (5, d))  # w, k, v, r, g
-        self.mix_down = self.param("mix_down", nn.initializers.normal(1e-2), (d, 5, self.mix_rank))
-        self.mix_up = self.param("mix_up", nn.initializers.zeros, (5, self.mix_rank, d))
-        self.decay_base = self.param("decay_base", uni(-6.0, -1.0), (d,))
-        dense = lambda features, **kw: quant_dense(self.quant, features, use_bias=False, **kw)
+        param = lambda name, init, shape: precision.param(self, name, init, shape)
+        self.mu_x = param("mu_x", uni(0.0, 1.0), (d,))
+        self.mu = param("mu", uni(0.0, 1.0), (5, d))  # w, k, v, r, g
+        self.mix_down = param("mix_down", nn.initializers.normal(1e-2), (d, 5, self.mix_rank))
+        self.mix_up = param("mix_up", nn.initializers.zeros, (5, self.mix_rank, d))
+        self.decay_base = param("decay_base", uni(-6.0, -1.0), (d,))
+        dense = lambda features, **kw: _dense(self, features, use_bias=False, **kw)
         self.decay_down = dense(self.decay_rank)
         self.decay_up = dense(d, kernel_init=nn.initializers.zeros)
-        self.u = self.param("u", uni(-0.5, 0.5), (h, d // h))
+        self.u = param("u", uni(-0.5, 0.5), (h, d // h))
         self.r_proj, self.k_proj, self.v_proj, self.g_proj = (dense(d) for _ in range(4))
-        self.norm = RMSNorm()
+        self.norm = RMSNorm(**precision.precision_kwargs(self))
         self.o_proj = dense(d)
 
     def _inputs(self, x, x_prev):
@@ -323,12 +344,13 @@ class RWKV6TimeMix(nn.Module):
         lora = jnp.einsum("...fr,frd->...fd", jnp.tanh(lora), mix_up)
         xs = x[..., None, :] + xx[..., None, :] * (self.mu + lora)  # [..., 5, dim]
         x_w, x_k, x_v, x_r, x_g = (xs[..., i, :].astype(x.dtype) for i in range(5))
-        logit = self.decay_base + self.decay_up(jnp.tanh(self.decay_down(x_w)))
-        g = -jnp.exp(logit.astype(jnp.float32))  # log decay <= 0
+        logit = self.decay_base + self.decay_up(jnp.tanh(self.decay_down(x_w))).astype(jnp.float32)
+        g = -jnp.exp(logit.astype(jnp.float32))  # log decay <= 0, in float32
         h = self.num_heads
         r, k, v = (
             _heads(p(z), h) for p, z in ((self.r_proj, x_r), (self.k_proj, x_k), (self.v_proj, x_v))
         )
+        r, k, v = precision.to_float32(r, k, v)  # the recurrence accumulates in float32
         return r, k, v, _heads(g, h), nn.silu(self.g_proj(x_g))
 
     def _out(self, o, gate):
@@ -336,7 +358,7 @@ class RWKV6TimeMix(nn.Module):
 
     def _forward(self, x, state):
         x = _quant_input(self, x)
-        x_prev = token_shift(x, None if state is None else state.shift)
+        x_prev = token_shift(x, None if state is None else state.shift.astype(x.dtype))
         r, k, v, g, gate = self._inputs(x, x_prev)
         S0 = None if state is None else state.S
         carry_fn = _quant_state_fn(self, RWKV6_STATE_RANGE)
@@ -348,7 +370,8 @@ class RWKV6TimeMix(nn.Module):
             o, S = quant_ops.rwkv6_carry_quant(
                 r, k, v, g, self.u, carry_fn=carry_fn, initial_state=S0, return_final_state=True
             )
-        return self._out(o, gate), RWKV6State(x[:, -1], S)
+        shift = x[:, -1].astype(precision.state_dtype(x.dtype))
+        return self._out(o, gate), RWKV6State(shift, S)
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """`[b, l, dim] -> [b, l, dim]` (and the final `RWKV6State` when `return_state`)."""
@@ -358,7 +381,7 @@ class RWKV6TimeMix(nn.Module):
         """Zero `RWKV6State`."""
         d, h = self.dim, self.num_heads
         return RWKV6State(
-            jnp.zeros((batch_size, d), dtype),
+            jnp.zeros((batch_size, d), precision.state_dtype(dtype)),
             jnp.zeros((batch_size, h, d // h, d // h), jnp.float32),
         )
 

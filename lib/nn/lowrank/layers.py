@@ -7,6 +7,7 @@ the components in order of importance (the first k span the best rank-k map).
 """
 
 import fnmatch
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -32,6 +33,8 @@ class LowRankDense(nn.Module):
       use_bias: add a bias.
       ordered_dropout: sample the used rank per call when not deterministic (Maestro).
       min_rank: smallest sampled rank.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`; None: the
+        input's dtype, as before).
     """
 
     features: int
@@ -39,18 +42,23 @@ class LowRankDense(nn.Module):
     use_bias: bool = True
     ordered_dropout: bool = False
     min_rank: int = 1
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, rank=None, deterministic: bool = True):
         """`x: [..., d_in] -> [..., features]`; `rank` truncates to the first components."""
         d_in = x.shape[-1]
-        u = self.param("u", nn.initializers.lecun_normal(), (d_in, self.rank))
-        v = self.param("v", nn.initializers.lecun_normal(), (self.rank, self.features))
+        pd = self.param_dtype
+        u = self.param("u", nn.initializers.lecun_normal(), (d_in, self.rank), pd)
+        v = self.param("v", nn.initializers.lecun_normal(), (self.rank, self.features), pd)
         if rank is None and self.ordered_dropout and not deterministic:
             rank = sample_rank(self.make_rng("dropout"), self.rank, min_rank=self.min_rank)
+        x = x if self.dtype is None else x.astype(self.dtype)
         y = lowrank_apply(x, u.astype(x.dtype), v.astype(x.dtype), rank)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), pd)
+            y = y + bias.astype(x.dtype)
         return y
 
 

@@ -7,11 +7,13 @@ activation spec around a dense product. `lib.nn.transform` swaps these into any 
 """
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.ops.quant.binary import sign_ste, xnor_scale
 from lib.ops.quant.formats import fake_quant, fake_quant_fp, fp_max_value, int_scale
 from lib.ops.quant.lsq import lsq_init_step, lsq_quant
@@ -289,6 +291,8 @@ class QuantDense(nn.Module):
       weight: spec for the kernel `[d_in, features]` (default int8 per output channel).
       act: spec for the input activations (None: left in float).
       use_bias: add a float bias.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`); the kernel
+        is fake-quantized in `param_dtype`, then used in `dtype`.
 
     Params: `kernel`, `bias` as in `nn.Dense` (so a trained Dense's params load unchanged);
     plus `kernel_step` / `act_step` when a spec is "lsq".
@@ -299,14 +303,21 @@ class QuantDense(nn.Module):
     act: QuantSpec | None = None
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
-        bias = (
-            self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        kernel = self.param(
+            "kernel", self.kernel_init, (x.shape[-1], self.features), self.param_dtype
         )
-        return quantized_dense_apply(self, x, kernel, bias, self.weight, self.act)
+        bias = None
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+        if self.dtype is not None:  # fake-quantize the float32 parameters, then compute
+            x = x.astype(self.dtype)
+        y = quantized_dense_apply(self, x, kernel, bias, self.weight, self.act)
+        return y if self.dtype is None else y.astype(self.dtype)
 
 
 def _maybe_lsq(module, name, x, spec):
@@ -342,6 +353,8 @@ class QuantizedRNN(nn.Module):
       cell: "lstm" or "gru".
       weight_bits, input_bits, act_bits, state_bits: int bits or None.
       cell_range: LSTM cell-state saturation.
+      dtype, param_dtype: output and parameter dtypes (`lib.nn.precision`); the cell runs
+        in float32 (its carry's dtype) whatever `dtype`.
     """
 
     dim: int
@@ -351,6 +364,8 @@ class QuantizedRNN(nn.Module):
     act_bits: int | None = 8
     state_bits: int | None = 8
     cell_range: float = 4.0
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         if self.cell not in ("lstm", "gru"):
@@ -358,9 +373,9 @@ class QuantizedRNN(nn.Module):
         k = 4 if self.cell == "lstm" else 3
         init = nn.initializers.uniform(2.0 / self.dim**0.5)
         shift = lambda key, shape: init(key, shape) - 1.0 / self.dim**0.5  # U(-1/sqrt h, .)
-        self.w_ih = self.param("w_ih", shift, (self.dim, k * self.dim))
-        self.w_hh = self.param("w_hh", shift, (self.dim, k * self.dim))
-        self.b = self.param("b", nn.initializers.zeros, (k * self.dim,))
+        self.w_ih = precision.param(self, "w_ih", shift, (self.dim, k * self.dim))
+        self.w_hh = precision.param(self, "w_hh", shift, (self.dim, k * self.dim))
+        self.b = precision.param(self, "b", nn.initializers.zeros, (k * self.dim,))
 
     def _bits(self):
         return dict(
@@ -393,7 +408,7 @@ class QuantizedRNN(nn.Module):
                 return_final_state=True,
                 **self._bits(),
             )
-        y = y.astype(x_BxLxD.dtype)
+        y = y.astype(self.dtype or x_BxLxD.dtype)
         return (y, final) if return_state else y
 
     def init_state(self, batch_size, dtype=jnp.float32):

@@ -19,11 +19,13 @@ makes minGRU/minLSTM nonlinear in `h`: their `method="auto"` then runs the seque
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.quant.layers import QuantConfig, QuantDense, as_quant_config, fake_quantize_fixed
 from lib.nn.registry import register_mixer
 from lib.ops.quant import rnn as quant_ops
@@ -42,13 +44,17 @@ def _uniform(scale: float):
 
 
 class _Cell(nn.Module):
-    """Shared plumbing: hidden width, the read-out, parameters of a gated cell, `quant`."""
+    """Shared plumbing: hidden width, the read-out, parameters of a gated cell, `quant`, and
+    the precision fields `dtype`, `param_dtype` (`lib.nn.precision`): the projections and the
+    read-out compute in `dtype`, the recurrence and its carry in float32 whatever `dtype`."""
 
     dim: int
     hidden_dim: int | None = None
     out_proj: bool | None = None
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @property
     def hidden(self) -> int:
@@ -60,10 +66,10 @@ class _Cell(nn.Module):
 
     def _dense(self, features: int, name: str):
         """`nn.Dense`, or with `quant` a `QuantDense` with the same params (kernel, bias)."""
-        q = self._q
+        q, kw = self._q, precision.precision_kwargs(self)
         if q is None or q.weight is None:
-            return nn.Dense(features, name=name)
-        return QuantDense(features, weight=q.weight, name=name)
+            return nn.Dense(features, name=name, **kw)
+        return QuantDense(features, weight=q.weight, name=name, **kw)
 
     def _readout(self):
         use = self.out_proj if self.out_proj is not None else self.hidden != self.dim
@@ -88,9 +94,9 @@ class _Cell(nn.Module):
         """PyTorch-style `U(-1/sqrt(h), 1/sqrt(h))` weights; `w_ih: [dim, gh]`, `w_hh: [h, gh]`."""
         h = self.hidden
         s = h**-0.5
-        w_ih = self.param("w_ih", _uniform(s), (self.dim, gates * h))
-        w_hh = self.param("w_hh", _uniform(s), (h, gates * h))
-        b = self.param("b_ih", bias_init, (gates * h,))
+        w_ih = precision.param(self, "w_ih", _uniform(s), (self.dim, gates * h))
+        w_hh = precision.param(self, "w_hh", _uniform(s), (h, gates * h))
+        b = precision.param(self, "b_ih", bias_init, (gates * h,))
         return w_ih, w_hh, b
 
 
@@ -132,7 +138,7 @@ class LSTM(_Cell):
             x, w_ih, w_hh, self.b, initial_state=state, return_final_state=True,
             method=self.method, **acts,
         )  # fmt: skip
-        y = self.readout(h.astype(x_BxLxD.dtype))
+        y = self.readout(h.astype(precision.result_dtype(self, x_BxLxD)))
         return (y, final) if return_state else y
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
@@ -144,7 +150,7 @@ class LSTM(_Cell):
         """One token: `(LSTMState, [b, dim]) -> (LSTMState, [b, dim])`."""
         x, w_ih, w_hh, acts = self._cell_args(x_BxD, self._acts(), self._lstm_carry)
         state, h = rnn_ops.lstm_step(state, x, w_ih, w_hh, self.b, **acts)
-        return state, self.readout(h.astype(x_BxD.dtype))
+        return state, self.readout(h.astype(precision.result_dtype(self, x_BxD)))
 
 
 def _gru_carry(h, fn):
@@ -164,7 +170,7 @@ class GRU(_Cell):
 
     def setup(self):
         self.w_ih, self.w_hh, self.b_ih = self._gate_params(3)
-        self.b_hh = self.param("b_hh", nn.initializers.zeros, (3 * self.hidden,))
+        self.b_hh = precision.param(self, "b_hh", nn.initializers.zeros, (3 * self.hidden,))
         self.readout = self._readout()
 
     def _acts(self):
@@ -177,7 +183,7 @@ class GRU(_Cell):
             x, w_ih, w_hh, self.b_ih, self.b_hh, initial_state=state, return_final_state=True,
             method=self.method, **acts,
         )  # fmt: skip
-        y = self.readout(h.astype(x_BxLxD.dtype))
+        y = self.readout(h.astype(precision.result_dtype(self, x_BxLxD)))
         return (y, final) if return_state else y
 
     def init_state(self, batch_size: int, dtype=jnp.float32):
@@ -188,7 +194,7 @@ class GRU(_Cell):
         """One token: `(h, [b, dim]) -> (h, [b, dim])`."""
         x, w_ih, w_hh, acts = self._cell_args(x_BxD, self._acts(), _gru_carry)
         state, h = rnn_ops.gru_step(state, x, w_ih, w_hh, self.b_ih, self.b_hh, **acts)
-        return state, self.readout(h.astype(x_BxD.dtype))
+        return state, self.readout(h.astype(precision.result_dtype(self, x_BxD)))
 
 
 class _MinRNN(_Cell):
@@ -208,6 +214,7 @@ class _MinRNN(_Cell):
     def _split(self, x):
         q = self._q
         parts = jnp.split(self.in_proj(x if q is None else q.inputs(x)), self.gates + 1, axis=-1)
+        parts = precision.to_float32(*parts)  # gates, candidates and carry in float32
         h_tilde = min_ops.g(parts[-1])
         if q is not None and q.quantizes_state:
             h_tilde = q.state_fn(MIN_STATE_RANGE)(h_tilde)
@@ -246,7 +253,7 @@ class MinGRU(_MinRNN):
                 k, ht, initial_state=state, return_final_state=True, method=self.method,
                 **self._quant_kw(),
             )  # fmt: skip
-        y = self.readout(h)
+        y = self.readout(h.astype(precision.result_dtype(self, x_BxLxD)))
         return (y, final) if return_state else y
 
     def step(self, state, x_BxD):
@@ -256,7 +263,7 @@ class MinGRU(_MinRNN):
             state, h = min_ops.min_gru_step(state, k, ht)
         else:
             state, h = quant_ops.min_gru_carry_quant_step(state, k, ht, **self._quant_kw())
-        return state, self.readout(h.astype(x_BxD.dtype))
+        return state, self.readout(h.astype(precision.result_dtype(self, x_BxD)))
 
 
 @register_mixer("minlstm")
@@ -282,7 +289,7 @@ class MinLSTM(_MinRNN):
                 kf, ki, ht, initial_state=state, return_final_state=True, method=self.method,
                 **self._quant_kw(),
             )  # fmt: skip
-        y = self.readout(h)
+        y = self.readout(h.astype(precision.result_dtype(self, x_BxLxD)))
         return (y, final) if return_state else y
 
     def step(self, state, x_BxD):
@@ -292,7 +299,7 @@ class MinLSTM(_MinRNN):
             state, h = min_ops.min_lstm_step(state, kf, ki, ht)
         else:
             state, h = quant_ops.min_lstm_carry_quant_step(state, kf, ki, ht, **self._quant_kw())
-        return state, self.readout(h.astype(x_BxD.dtype))
+        return state, self.readout(h.astype(precision.result_dtype(self, x_BxD)))
 
 
 def _egru_carry(s, fn):
@@ -323,9 +330,9 @@ class EGRU(_Cell):
 
     def setup(self):
         self.w_ih, self.w_hh, self.b_ih = self._gate_params(3)
-        self.b_hh = self.param("b_hh", nn.initializers.zeros, (3 * self.hidden,))
-        self.threshold = self.param(
-            "threshold", nn.initializers.constant(self.threshold_init), (self.hidden,)
+        self.b_hh = precision.param(self, "b_hh", nn.initializers.zeros, (3 * self.hidden,))
+        self.threshold = precision.param(
+            self, "threshold", nn.initializers.constant(self.threshold_init), (self.hidden,)
         )
         self.readout = self._readout()
 
@@ -342,7 +349,7 @@ class EGRU(_Cell):
             x, w_ih, w_hh, self.b_ih, self.b_hh, self._thr(), initial_state=state,
             return_final_state=True, method=self.method, **kw,
         )  # fmt: skip
-        y = y.astype(x_BxLxD.dtype)
+        y = y.astype(precision.result_dtype(self, x_BxLxD))
         self.sow("intermediates", "activity_sparsity", egru_ops.activity_sparsity(y))
         out = self.readout(y)
         return (out, final) if return_state else out
@@ -357,4 +364,4 @@ class EGRU(_Cell):
         """One token: `(EGRUState, [b, dim]) -> (EGRUState, [b, dim])`."""
         x, w_ih, w_hh, kw = self._cell_args(x_BxD, self._kw(), _egru_carry)
         state, y = egru_ops.egru_step(state, x, w_ih, w_hh, self.b_ih, self.b_hh, self._thr(), **kw)
-        return state, self.readout(y.astype(x_BxD.dtype))
+        return state, self.readout(y.astype(precision.result_dtype(self, x_BxD)))

@@ -1,5 +1,9 @@
 """Spiking layers as Flax Linen modules: LIF/PLIF neurons, spiking dense/conv, a spiking MLP and a SEW residual block (Fang et al. 2021).
 
+Every module takes `dtype` and `param_dtype` (`lib.nn.precision`): synapses (Dense, Conv)
+compute in `dtype`, membranes integrate in float32 whatever `dtype`, spikes come out in
+`dtype`, and `SpikingMLP`'s logits are float32.
+
 All modules are time-major-second: inputs `[B, L, ...]` (L time steps), outputs spikes of the
 same layout. Each module owns its weights and calls `lib.ops.spiking.lif`; recurrent state
 (membranes) is explicit: `__call__(x, state=None, return_state=False)`, `init_state(batch)`
@@ -8,10 +12,12 @@ and `step(state, x_t) -> (state, y_t)`, as in the mixer protocol (`lib.nn.regist
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.ops.spiking.core import lif, lif_step, spike_fn
 from lib.ops.spiking.encode import readout
 from lib.ops.spiking.neurons import leaky_integrator
@@ -32,28 +38,32 @@ class LIFNeuron(nn.Module):
     surrogate: str = "fast_sigmoid"
     detach_reset: bool = False
     learn_beta: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def _beta(self, neurons):
         if not self.learn_beta:
             return self.beta
         logit = float(jnp.log(self.beta / (1.0 - self.beta)))
-        w = self.param("decay_logit", nn.initializers.constant(logit), neurons, jnp.float32)
-        return nn.sigmoid(w)
+        w = self.param("decay_logit", nn.initializers.constant(logit), neurons, self.param_dtype)
+        return nn.sigmoid(w.astype(jnp.float32))
 
     def __call__(self, current_BxLxN, state=None, return_state=False):
         beta = self._beta(current_BxLxN.shape[2:])
-        spikes, v = lif(current_BxLxN, beta=beta, threshold=self.threshold, reset=self.reset,
-                        v0=state, surrogate=self.surrogate, detach_reset=self.detach_reset,
+        spikes, v = lif(precision.to_float32(current_BxLxN), beta=beta,
+                        threshold=self.threshold, reset=self.reset, v0=state,
+                        surrogate=self.surrogate, detach_reset=self.detach_reset,
                         return_final_state=True)  # fmt: skip
+        spikes = spikes.astype(precision.result_dtype(self, current_BxLxN))
         return (spikes, v) if return_state else spikes
 
     def step(self, state, current_BxN):
         beta = self._beta(current_BxN.shape[1:])
-        v, s = lif_step(state, current_BxN, beta=beta, threshold=self.threshold,
-                        reset=self.reset, surrogate=self.surrogate,
+        v, s = lif_step(state, precision.to_float32(current_BxN), beta=beta,
+                        threshold=self.threshold, reset=self.reset, surrogate=self.surrogate,
                         detach_reset=self.detach_reset)  # fmt: skip
-        return v, s.astype(current_BxN.dtype)
+        return v, s.astype(precision.result_dtype(self, current_BxN))
 
     @nn.nowrap
     def init_state(self, batch_size, neurons, dtype=jnp.float32):
@@ -71,11 +81,14 @@ class SpikingDense(nn.Module):
     reset: str = "subtract"
     surrogate: str = "fast_sigmoid"
     learn_beta: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
-        self.dense = nn.Dense(self.features, use_bias=self.use_bias)
+        kw = precision.precision_kwargs(self)
+        self.dense = nn.Dense(self.features, use_bias=self.use_bias, **kw)
         self.neuron = LIFNeuron(self.beta, self.threshold, self.reset, self.surrogate,
-                                learn_beta=self.learn_beta)  # fmt: skip
+                                learn_beta=self.learn_beta, **kw)  # fmt: skip
 
     def __call__(self, x_BxLxI, state=None, return_state=False):
         return self.neuron(self.dense(x_BxLxI), state, return_state)
@@ -101,16 +114,19 @@ class SpikingConv(nn.Module):
     reset: str = "subtract"
     surrogate: str = "fast_sigmoid"
     learn_beta: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxLxHxWxC, state=None, return_state=False):
         b, length = x_BxLxHxWxC.shape[:2]
+        kw = precision.precision_kwargs(self)
         conv = nn.Conv(self.features, tuple(self.kernel_size), self.strides, self.padding,
-                       use_bias=self.use_bias)  # fmt: skip
+                       use_bias=self.use_bias, **kw)  # fmt: skip
         y = conv(x_BxLxHxWxC.reshape((b * length, *x_BxLxHxWxC.shape[2:])))
         y = y.reshape((b, length, *y.shape[1:]))
         neuron = LIFNeuron(self.beta, self.threshold, self.reset, self.surrogate,
-                           learn_beta=self.learn_beta)  # fmt: skip
+                           learn_beta=self.learn_beta, **kw)  # fmt: skip
         return neuron(y, state, return_state)
 
 
@@ -132,8 +148,11 @@ class SpikingMLP(nn.Module):
     surrogate: str = "fast_sigmoid"
     readout: str = "mean_membrane"
     learn_beta: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
+        kw = precision.precision_kwargs(self)
         self.layers = [
             SpikingDense(
                 h,
@@ -142,10 +161,11 @@ class SpikingMLP(nn.Module):
                 reset=self.reset,
                 surrogate=self.surrogate,
                 learn_beta=self.learn_beta,
+                **kw,
             )  # fmt: skip
             for h in self.hidden
         ]
-        self.head = nn.Dense(self.num_classes)
+        self.head = nn.Dense(self.num_classes, **kw)
 
     def __call__(self, x_BxLxI, return_spikes=False):
         spikes, h = {"input": x_BxLxI}, x_BxLxI
@@ -191,12 +211,16 @@ class SpikingResidualBlock(nn.Module):
     surrogate: str = "fast_sigmoid"
     connect: str = "add"
     kernel_size: Sequence[int] | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, s):
         if self.connect not in ("add", "and", "iand"):
             raise ValueError(f"connect must be 'add', 'and' or 'iand', got {self.connect!r}")
-        kw = dict(beta=self.beta, threshold=self.threshold, surrogate=self.surrogate)
+        s = precision.cast(s, self.dtype)
+        kw = dict(beta=self.beta, threshold=self.threshold, surrogate=self.surrogate,
+                  **precision.precision_kwargs(self))  # fmt: skip
         if self.kernel_size is None:
             y = SpikingDense(s.shape[-1], **kw)(SpikingDense(s.shape[-1], **kw)(s))
         else:

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.registry import get_mixer, register_mixer
 from lib.ops.spiking.core import lif, lif_step
 
@@ -36,6 +37,8 @@ class SpikingMixer(nn.Module):
       mixer_kwargs: extra constructor fields of the inner mixer.
       beta, threshold, reset, surrogate, detach_reset: the LIF neurons (`lib.ops.spiking.lif`).
       spike_output: pass the inner mixer's output through LIF neurons too.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`), passed to
+        the inner mixer; the membranes integrate in float32 whatever `dtype`.
     """
 
     dim: int
@@ -47,11 +50,21 @@ class SpikingMixer(nn.Module):
     surrogate: str = "fast_sigmoid"
     detach_reset: bool = False
     spike_output: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         if self.mixer == "spiking":
             raise ValueError("SpikingMixer cannot wrap itself; name an inner mixer")
-        self.inner = get_mixer(self.mixer)(dim=self.dim, **dict(self.mixer_kwargs or {}))
+        fields = {**precision.precision_kwargs(self), **dict(self.mixer_kwargs or {})}
+        self.inner = get_mixer(self.mixer)(dim=self.dim, **fields)
+
+    def _lif(self, x, **kw):
+        """LIF neurons on `x`, integrating in float32; spikes in the computation dtype."""
+        out = lif(precision.to_float32(x), **self._lif_kwargs, **kw)
+        if kw.get("return_final_state"):
+            return out[0].astype(self.dtype or x.dtype), out[1]
+        return out.astype(self.dtype or x.dtype)
 
     @property
     def _lif_kwargs(self):
@@ -59,19 +72,20 @@ class SpikingMixer(nn.Module):
                     surrogate=self.surrogate, detach_reset=self.detach_reset)  # fmt: skip
 
     def __call__(self, x_BxLxD, state: SpikingMixerState | None = None, return_state=False):
+        out_dtype = precision.result_dtype(self, x_BxLxD)
         if state is None and not return_state:  # stateless: let the inner mixer use its
-            s = lif(x_BxLxD, **self._lif_kwargs)  # parallel form, without a decoding cache
+            s = self._lif(x_BxLxD)  # parallel form, without a decoding cache
             y = self.inner(s)
-            y = lif(y, **self._lif_kwargs) if self.spike_output else y
-            return y.astype(x_BxLxD.dtype)
+            y = self._lif(y) if self.spike_output else y
+            return y.astype(out_dtype)
         if state is None:
             state = self.init_state(x_BxLxD.shape[0], x_BxLxD.dtype)
-        s, v_in = lif(x_BxLxD, v0=state.v_in, return_final_state=True, **self._lif_kwargs)
+        s, v_in = self._lif(x_BxLxD, v0=state.v_in, return_final_state=True)
         y, inner = self.inner(s, state=state.inner, return_state=True)
         v_out = state.v_out
         if self.spike_output:
-            y, v_out = lif(y, v0=v_out, return_final_state=True, **self._lif_kwargs)
-        y = y.astype(x_BxLxD.dtype)
+            y, v_out = self._lif(y, v0=v_out, return_final_state=True)
+        y = y.astype(out_dtype)
         return (y, SpikingMixerState(v_in, inner, v_out)) if return_state else y
 
     def init_state(self, batch_size, dtype=jnp.float32) -> SpikingMixerState:
@@ -79,9 +93,10 @@ class SpikingMixer(nn.Module):
         return SpikingMixerState(zeros, self.inner.init_state(batch_size, dtype), zeros)
 
     def step(self, state: SpikingMixerState, x_BxD):
+        out_dtype = precision.result_dtype(self, x_BxD)
         v_in, s = lif_step(state.v_in, x_BxD.astype(jnp.float32), **self._lif_kwargs)
-        inner, y = self.inner.step(state.inner, s.astype(x_BxD.dtype))
+        inner, y = self.inner.step(state.inner, s.astype(out_dtype))
         v_out = state.v_out
         if self.spike_output:
             v_out, y = lif_step(v_out, y.astype(jnp.float32), **self._lif_kwargs)
-        return SpikingMixerState(v_in, inner, v_out), y.astype(x_BxD.dtype)
+        return SpikingMixerState(v_in, inner, v_out), y.astype(out_dtype)

@@ -10,11 +10,13 @@ scan (`lib.ops.quant.scan.lmu_memory_carry_quant`) in training and decoding alik
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.quant.layers import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops.quant import scan as quant_ops
@@ -44,6 +46,8 @@ class LMU(nn.Module):
         `m` after every step (state spec, fixed grid of `[-r, r]`,
         `r = state_range or LMU_STATE_RANGE`). A quantized memory runs the sequential scan
         (method "auto" or "ref"); the convolution forms "direct" and "fft" are refused.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the
+        projections run in `dtype`, the memory and its state in float32.
     """
 
     dim: int
@@ -53,13 +57,16 @@ class LMU(nn.Module):
     activation: Callable = jax.nn.gelu
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @property
     def mem(self) -> int:
         return self.memory_dim or max(1, self.dim // 4)
 
     def setup(self):
-        dense = lambda features, **kw: quant_dense(self.quant, features, **kw)
+        pkw = precision.precision_kwargs(self)
+        dense = lambda features, **kw: quant_dense(self.quant, features, **pkw, **kw)
         self.u_proj = dense(self.mem, name="u_proj")
         self.m_proj = dense(self.dim, use_bias=False, name="m_proj")
         self.x_proj = dense(self.dim, name="x_proj")
@@ -76,13 +83,14 @@ class LMU(nn.Module):
         return q, None if q is None else q.state_fn(LMU_STATE_RANGE)
 
     def _input(self, q, x):
+        x = precision.cast(x, self.dtype)
         return x if q is None else q.inputs(x).astype(x.dtype)
 
     def __call__(self, x_BxLxD, state=None, return_state: bool = False):
         """`[b, l, dim] -> [b, l, dim]` (and the final memory when `return_state`)."""
         q, carry_fn = self._quant()
         x_BxLxD = self._input(q, x_BxLxD)
-        u = self.u_proj(x_BxLxD)
+        u = precision.to_float32(self.u_proj(x_BxLxD))  # the memory accumulates in float32
         if carry_fn is None:
             m, final = lmu_ops.lmu_memory(
                 u, self.a_bar, self.b_bar, initial_state=state, return_final_state=True,
@@ -106,7 +114,8 @@ class LMU(nn.Module):
         q, carry_fn = self._quant()
         x_BxD = self._input(q, x_BxD)
         if q is None:
-            m, _ = lmu_ops.lmu_memory_step(state, self.u_proj(x_BxD), self.a_bar, self.b_bar)
+            u = precision.to_float32(self.u_proj(x_BxD))
+            m, _ = lmu_ops.lmu_memory_step(state, u, self.a_bar, self.b_bar)
         else:
             m, _ = quant_ops.lmu_memory_carry_quant_step(
                 state, self.u_proj(x_BxD), self.a_bar, self.b_bar, carry_fn=carry_fn

@@ -7,12 +7,13 @@ continuous-time eigenvalues keep Re(Lambda) < 0 (stable) whatever the update.
 """
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.quant.layers import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops.conv import causal as conv_ops
@@ -81,7 +82,8 @@ def _quant_prologue(quant, x_BxLxD, ssm: dict, default_range: float):
 
 class _DiagSSM(_Recurrent):
     """S4D and S5: a discretized diagonal SSM, float or under `quant` (the attributes they
-    share; each documents them)."""
+    share; each documents them). `dtype`, `param_dtype` (`lib.nn.precision`): the SSM runs
+    in float32/complex64 whatever `dtype`; its output (and S4D's read-out) is in `dtype`."""
 
     dim: int
     state_dim: int = 32
@@ -90,12 +92,15 @@ class _DiagSSM(_Recurrent):
     dt_max: float = 1e-1
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def _diag_ssm(self, x_BxLxD, state, float_op, carry_scan, default_range: float):
         """`(y, final h)`: `float_op` (the `lib.ops.ssm.lti` form) for a float state, else
         `carry_scan` (sequential, the state rounded after every step; only "auto"/"scan"),
         on the inputs and `B`, `C` that `quant` gives (see `_quant_prologue`)."""
         h0 = None if state is None else state.h
+        x_BxLxD = precision.to_float32(x_BxLxD)
         u, ssm, carry_fn = _quant_prologue(self.quant, x_BxLxD, self._ssm(), default_range)
         if carry_fn is None:
             return float_op(
@@ -135,15 +140,17 @@ class S4D(_DiagSSM):
         if self.lambda_init not in ("lin", "inv"):
             raise ValueError(f"`lambda_init` must be 'lin' or 'inv', got {self.lambda_init!r}")
         lam = ops.s4d_lin_init(n) if self.lambda_init == "lin" else ops.s4d_inv_init(n)
-        self.log_neg_re = self.param("log_neg_re", _const(jnp.log(-jnp.real(lam))), (d, n))
-        self.im = self.param("im", _const(jnp.imag(lam)), (d, n))
-        self.B_re = self.param("B_re", nn.initializers.ones, (d, n))
-        self.B_im = self.param("B_im", nn.initializers.zeros, (d, n))
-        self.C_re = self.param("C_re", _normal(0.5**0.5), (d, n))
-        self.C_im = self.param("C_im", _normal(0.5**0.5), (d, n))
-        self.log_dt = self.param("log_dt", _log_uniform(self.dt_min, self.dt_max), (d,))
-        self.D = self.param("D", nn.initializers.ones, (d,))
-        self.out = quant_dense(self.quant, d, name="out")
+        self.log_neg_re = precision.param(
+            self, "log_neg_re", _const(jnp.log(-jnp.real(lam))), (d, n)
+        )
+        self.im = precision.param(self, "im", _const(jnp.imag(lam)), (d, n))
+        self.B_re = precision.param(self, "B_re", nn.initializers.ones, (d, n))
+        self.B_im = precision.param(self, "B_im", nn.initializers.zeros, (d, n))
+        self.C_re = precision.param(self, "C_re", _normal(0.5**0.5), (d, n))
+        self.C_im = precision.param(self, "C_im", _normal(0.5**0.5), (d, n))
+        self.log_dt = precision.param(self, "log_dt", _log_uniform(self.dt_min, self.dt_max), (d,))
+        self.D = precision.param(self, "D", nn.initializers.ones, (d,))
+        self.out = quant_dense(self.quant, d, name="out", **precision.precision_kwargs(self))
 
     def _ssm(self):
         lam = -jnp.exp(self.log_neg_re) + 1j * self.im
@@ -154,7 +161,7 @@ class S4D(_DiagSSM):
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, dim, n] complex64)`."""
         y, h = self._diag_ssm(x_BxLxD, state, ops.ssm_s4d, _s4d_carry_quant, S4D_STATE_RANGE)
-        out = self.out(jax.nn.gelu(y.astype(x_BxLxD.dtype)))
+        out = self.out(jax.nn.gelu(y.astype(precision.result_dtype(self, x_BxLxD))))
         return (out, ops.DiagState(h)) if return_state else out
 
     def init_state(self, batch_size, dtype=jnp.float32):
@@ -164,8 +171,10 @@ class S4D(_DiagSSM):
     def step(self, state, x_BxD):
         if self.quant is not None:  # the full form on one token: the same rounding per step
             return super().step(state, x_BxD)
-        state, y = ops.ssm_s4d_step(state, x_BxD, **self._ssm(), discretization=self.discretization)
-        return state, self.out(jax.nn.gelu(y))
+        state, y = ops.ssm_s4d_step(
+            state, precision.to_float32(x_BxD), **self._ssm(), discretization=self.discretization
+        )
+        return state, self.out(jax.nn.gelu(y.astype(precision.result_dtype(self, x_BxD))))
 
 
 @register_mixer("s5")
@@ -188,8 +197,8 @@ class S5(_DiagSSM):
         lam, v = ops.hippo_legs_normal_eig(p // self.blocks)
         lam = jnp.tile(lam, self.blocks)
         v = jax.scipy.linalg.block_diag(*([v] * self.blocks))
-        self.log_neg_re = self.param("log_neg_re", _const(jnp.log(-jnp.real(lam))), (p,))
-        self.im = self.param("im", _const(jnp.imag(lam)), (p,))
+        self.log_neg_re = precision.param(self, "log_neg_re", _const(jnp.log(-jnp.real(lam))), (p,))
+        self.im = precision.param(self, "im", _const(jnp.imag(lam)), (p,))
 
         # B = V^H B_0 and C = C_0 V for Gaussian B_0, C_0: the SSM in HiPPO coordinates.
         def b_init(key, shape):
@@ -202,10 +211,10 @@ class S5(_DiagSSM):
             c = c0 @ v
             return jnp.stack([jnp.real(c), jnp.imag(c)])
 
-        self.B = self.param("B", b_init, (2, p, h))
-        self.C = self.param("C", c_init, (2, h, p))
-        self.log_dt = self.param("log_dt", _log_uniform(self.dt_min, self.dt_max), (p,))
-        self.D = self.param("D", _normal(1.0), (h,))
+        self.B = precision.param(self, "B", b_init, (2, p, h))
+        self.C = precision.param(self, "C", c_init, (2, h, p))
+        self.log_dt = precision.param(self, "log_dt", _log_uniform(self.dt_min, self.dt_max), (p,))
+        self.D = precision.param(self, "D", _normal(1.0), (h,))
 
     def _ssm(self):
         lam = -jnp.exp(self.log_neg_re) + 1j * self.im
@@ -215,7 +224,7 @@ class S5(_DiagSSM):
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, p] complex64)`."""
         y, h = self._diag_ssm(x_BxLxD, state, ops.ssm_s5, _mimo_carry_quant, S5_STATE_RANGE)
-        y = y.astype(x_BxLxD.dtype)
+        y = y.astype(precision.result_dtype(self, x_BxLxD))
         return (y, ops.DiagState(h)) if return_state else y
 
     def init_state(self, batch_size, dtype=jnp.float32):
@@ -236,6 +245,8 @@ class LRU(_Recurrent):
         `gamma` and `D` stay float (decays and skips, like biases). A quantized state makes
         the recurrence nonlinear: `method="auto"` then runs the sequential "scan"; the
         parallel forms are refused.
+      dtype, param_dtype: output and parameter dtypes (`lib.nn.precision`); the recurrence
+        runs in complex64 whatever `dtype`.
     """
 
     dim: int
@@ -245,6 +256,8 @@ class LRU(_Recurrent):
     max_phase: float = 2 * math.pi
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         h, p = self.dim, self.state_dim
@@ -254,10 +267,10 @@ class LRU(_Recurrent):
             return jnp.stack([nu, theta, gamma])
 
         # rows: nu_log, theta_log, gamma_log
-        self.ring = self.param("ring", ring_init, (3, p))
-        self.B = self.param("B", _normal(1 / math.sqrt(2 * h)), (2, p, h))
-        self.C = self.param("C", _normal(1 / math.sqrt(p)), (2, h, p))
-        self.D = self.param("D", _normal(1.0), (h,))
+        self.ring = precision.param(self, "ring", ring_init, (3, p))
+        self.B = precision.param(self, "B", _normal(1 / math.sqrt(2 * h)), (2, p, h))
+        self.C = precision.param(self, "C", _normal(1 / math.sqrt(p)), (2, h, p))
+        self.D = precision.param(self, "D", _normal(1.0), (h,))
 
     def _ssm(self):
         nu_log, theta_log, gamma_log = self.ring
@@ -266,7 +279,8 @@ class LRU(_Recurrent):
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, p] complex64)`."""
-        h0 = None if state is None else state.h
+        h0, out_dtype = None if state is None else state.h, precision.result_dtype(self, x_BxLxD)
+        x_BxLxD = precision.to_float32(x_BxLxD)
         if as_quant_config(self.quant) is None:
             y, h = ops.ssm_lru(
                 x_BxLxD, **self._ssm(), initial_state=h0, return_final_state=True,
@@ -274,6 +288,7 @@ class LRU(_Recurrent):
             )  # fmt: skip
         else:
             y, h = self._quantized(x_BxLxD, h0)
+        y = y.astype(out_dtype)
         return (y, ops.DiagState(h)) if return_state else y
 
     def _quantized(self, x_BxLxD, h0):
@@ -350,6 +365,8 @@ class RGLRU(_Recurrent):
         state `[b, dim]` after every step (fixed grid of `[-r, r]`,
         `r = state_range or RGLRU_STATE_RANGE`); `Lambda` stays float. A quantized state is
         sequential ("auto" or "scan"; the parallel forms are refused).
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the gates'
+        Dense layers run in `dtype`, the recurrence and its state in float32.
     Griffin computes the gates with block-diagonal weights per head; here they are dense.
     """
 
@@ -357,15 +374,18 @@ class RGLRU(_Recurrent):
     c: float = 8.0
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
-        self.gate_a = quant_dense(self.quant, self.dim, name="gate_a")
-        self.gate_x = quant_dense(self.quant, self.dim, name="gate_x")
-        self.a_param = self.param("a_param", _rglru_a_init(c=self.c), (self.dim,))
+        kw = precision.precision_kwargs(self)
+        self.gate_a = quant_dense(self.quant, self.dim, name="gate_a", **kw)
+        self.gate_x = quant_dense(self.quant, self.dim, name="gate_x", **kw)
+        self.a_param = precision.param(self, "a_param", _rglru_a_init(c=self.c), (self.dim,))
 
     def __call__(self, x_BxLxD, state=None, return_state=False):
         """[b, l, dim] -> [b, l, dim]; state `DiagState(h [b, dim] float32)`."""
-        h0 = None if state is None else state.h
+        h0, x_BxLxD = None if state is None else state.h, precision.cast(x_BxLxD, self.dtype)
         if self.quant is None:
             h, last = ops.ssm_rglru(
                 x_BxLxD, self.gate_a(x_BxLxD), self.gate_x(x_BxLxD), self.a_param, c=self.c,
@@ -403,6 +423,7 @@ class RGLRU(_Recurrent):
     def step(self, state, x_BxD):
         if self.quant is not None:  # the full form on one token: the same rounding per step
             return super().step(state, x_BxD)
+        x_BxD = precision.cast(x_BxD, self.dtype)
         return ops.ssm_rglru_step(
             state, x_BxD, self.gate_a(x_BxD), self.gate_x(x_BxD), self.a_param, c=self.c
         )
@@ -424,6 +445,8 @@ class GriffinBlock(nn.Module):
       conv_width: causal conv taps.  c, method: as in `RGLRU`.
       quant: None, a `lib.nn.quant.layers.QuantConfig` or int bits: the block's input (per token),
         the projections' kernels and conv taps (weight spec), and the RG-LRU as `RGLRU`'s.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the
+        projections run in `dtype`; the conv, the recurrence and the state in float32.
     """
 
     dim: int
@@ -432,25 +455,27 @@ class GriffinBlock(nn.Module):
     c: float = 8.0
     method: str = "auto"
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @property
     def _width(self):
         return self.width or self.dim
 
     def setup(self):
-        w = self._width
-        self.gate_proj = quant_dense(self.quant, w, name="gate_proj")
-        self.in_proj = quant_dense(self.quant, w, name="in_proj")
-        self.conv_weight = self.param(
-            "conv_weight", nn.initializers.lecun_normal(in_axis=0, out_axis=()), (self.conv_width, w)
+        w, kw = self._width, precision.precision_kwargs(self)
+        self.gate_proj = quant_dense(self.quant, w, name="gate_proj", **kw)
+        self.in_proj = quant_dense(self.quant, w, name="in_proj", **kw)
+        self.conv_weight = precision.param(
+            self, "conv_weight", nn.initializers.lecun_normal(in_axis=0, out_axis=()), (self.conv_width, w)
         )  # fmt: skip
-        self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (w,))
-        self.rglru = RGLRU(w, c=self.c, method=self.method, quant=self.quant, name="rglru")
-        self.out_proj = quant_dense(self.quant, self.dim, name="out_proj")
+        self.conv_bias = precision.param(self, "conv_bias", nn.initializers.zeros, (w,))
+        self.rglru = RGLRU(w, c=self.c, method=self.method, quant=self.quant, name="rglru", **kw)
+        self.out_proj = quant_dense(self.quant, self.dim, name="out_proj", **kw)
 
     def _inputs_and_conv(self, x):
-        """The (quantized) block input and conv taps."""
-        q = as_quant_config(self.quant)
+        """The (quantized) block input, in the computation dtype, and conv taps."""
+        x, q = precision.cast(x, self.dtype), as_quant_config(self.quant)
         if q is None:
             return x, self.conv_weight
         return q.inputs(x).astype(x.dtype), q.weights(self.conv_weight)
@@ -460,7 +485,7 @@ class GriffinBlock(nn.Module):
         x_BxLxD, conv_weight = self._inputs_and_conv(x_BxLxD)
         gate = jax.nn.gelu(self.gate_proj(x_BxLxD))
         x, conv_last = conv_ops.causal_conv1d(
-            self.in_proj(x_BxLxD), conv_weight, self.conv_bias, return_final_state=True,
+            precision.to_float32(self.in_proj(x_BxLxD)), conv_weight, self.conv_bias, return_final_state=True,
             initial_state=None if state is None else state.conv,
         )  # fmt: skip
         rnn_state = None if state is None else ops.DiagState(state.rnn)
@@ -471,7 +496,7 @@ class GriffinBlock(nn.Module):
     def init_state(self, batch_size, dtype=jnp.float32):
         w = self._width
         return GriffinState(
-            conv=jnp.zeros((batch_size, self.conv_width - 1, w), dtype),
+            conv=jnp.zeros((batch_size, self.conv_width - 1, w), precision.state_dtype(dtype)),
             rnn=jnp.zeros((batch_size, w), jnp.float32),
         )
 
@@ -480,7 +505,10 @@ class GriffinBlock(nn.Module):
         x_BxD, conv_weight = self._inputs_and_conv(x_BxD)
         gate = jax.nn.gelu(self.gate_proj(x_BxD))
         conv_state, x = conv_ops.causal_conv1d_step(
-            conv_ops.ConvState(state.conv), self.in_proj(x_BxD), conv_weight, self.conv_bias
+            conv_ops.ConvState(state.conv),
+            precision.to_float32(self.in_proj(x_BxD)),
+            conv_weight,
+            self.conv_bias,
         )
         rnn_state, h = self.rglru.step(ops.DiagState(state.rnn), x)
         return GriffinState(conv_state.x, rnn_state.h), self.out_proj(h * gate)

@@ -6,12 +6,13 @@ original architecture (Mamba blocks carry no separate MLP).
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.nn import precision
 from lib.nn.quant.layers import QuantConfig, as_quant_config, check_carry_quant_method, quant_dense
 from lib.nn.registry import register_mixer
 from lib.ops.conv import causal as conv_ops
@@ -73,6 +74,9 @@ class Mamba(nn.Module):
         bias stay float. A quantized state makes the scan nonlinear: `method="auto"` then runs
         the sequential `lib.ops.quant.scan.selective_scan_carry_quant`, "scan" too; the
         parallel and kernel forms are refused.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the
+        projections run in `dtype`; the causal conv, the selective scan and the state (conv
+        inputs and SSM) in float32 whatever `dtype`.
     """
 
     dim: int
@@ -86,6 +90,8 @@ class Mamba(nn.Module):
     chunk_size: int = 64
     use_bias: bool = False
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @property
     def d_inner(self) -> int:
@@ -97,12 +103,13 @@ class Mamba(nn.Module):
 
     def setup(self):
         d, n, r = self.d_inner, self.state_dim, self._dt_rank
-        dense = functools.partial(quant_dense, self.quant)
+        dense = functools.partial(quant_dense, self.quant, **precision.precision_kwargs(self))
+        param = functools.partial(precision.param, self)
         self.in_proj = dense(2 * d, use_bias=self.use_bias, name="in_proj")
-        self.conv_weight = self.param(
+        self.conv_weight = param(
             "conv_weight", nn.initializers.lecun_normal(in_axis=0, out_axis=()), (self.conv_width, d)
         )  # fmt: skip
-        self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (d,))
+        self.conv_bias = param("conv_bias", nn.initializers.zeros, (d,))
         self.x_proj = dense(r + 2 * n, use_bias=False, name="x_proj")
         self.dt_proj = dense(
             d,
@@ -110,9 +117,9 @@ class Mamba(nn.Module):
             kernel_init=_symmetric_uniform(r**-0.5),
             name="dt_proj",
         )
-        self.dt_bias = self.param("dt_bias", dt_bias_init(self.dt_min, self.dt_max), (d,))
-        self.A_log = self.param("A_log", s4d_real_log_init, (d, n))
-        self.D = self.param("D", nn.initializers.ones, (d,))
+        self.dt_bias = param("dt_bias", dt_bias_init(self.dt_min, self.dt_max), (d,))
+        self.A_log = param("A_log", s4d_real_log_init, (d, n))
+        self.D = param("D", nn.initializers.ones, (d,))
         self.out_proj = dense(self.dim, use_bias=self.use_bias, name="out_proj")
 
     @property
@@ -120,8 +127,8 @@ class Mamba(nn.Module):
         return as_quant_config(self.quant)
 
     def _inputs_and_conv(self, x):
-        """The (quantized) block input and conv taps."""
-        q = self._q
+        """The (quantized) block input, in the computation dtype, and conv taps."""
+        x, q = precision.cast(x, self.dtype), self._q
         if q is None:
             return x, self.conv_weight
         return q.inputs(x).astype(x.dtype), q.weights(self.conv_weight)
@@ -135,7 +142,7 @@ class Mamba(nn.Module):
         r, n = self._dt_rank, self.state_dim
         x_dbl = self.x_proj(x)
         dt_low, B, C = jnp.split(x_dbl, [r, r + n], axis=-1)
-        return self.dt_proj(dt_low), B, C
+        return precision.to_float32(self.dt_proj(dt_low), B, C)  # the scan's inputs
 
     def _A(self):
         return -jnp.exp(self.A_log.astype(jnp.float32))
@@ -143,7 +150,7 @@ class Mamba(nn.Module):
     def __call__(self, x_BxLxD, state: MambaState | None = None, return_state: bool = False):
         """[b, l, dim] -> [b, l, dim] (and the new `MambaState` when `return_state`)."""
         x_BxLxD, conv_weight = self._inputs_and_conv(x_BxLxD)
-        xz = self.in_proj(x_BxLxD)
+        xz = precision.to_float32(self.in_proj(x_BxLxD))  # conv and scan in float32
         x, z = jnp.split(xz, 2, axis=-1)
         conv_state = None if state is None else state.conv
         x, conv_last = conv_ops.causal_conv1d(
@@ -172,16 +179,18 @@ class Mamba(nn.Module):
         return out
 
     def init_state(self, batch_size: int, dtype=jnp.float32) -> MambaState:
-        """Zero state: conv inputs in `dtype`, SSM state in float32."""
+        """Zero state: conv inputs and SSM state in float32 (or wider)."""
         return MambaState(
-            conv=jnp.zeros((batch_size, self.conv_width - 1, self.d_inner), dtype),
+            conv=jnp.zeros(
+                (batch_size, self.conv_width - 1, self.d_inner), precision.state_dtype(dtype)
+            ),
             ssm=jnp.zeros((batch_size, self.d_inner, self.state_dim), jnp.float32),
         )
 
     def step(self, state: MambaState, x_BxD):
         """One token: `(MambaState, [b, dim]) -> (MambaState, [b, dim])`."""
         x_BxD, conv_weight = self._inputs_and_conv(x_BxD)
-        x, z = jnp.split(self.in_proj(x_BxD), 2, axis=-1)
+        x, z = jnp.split(precision.to_float32(self.in_proj(x_BxD)), 2, axis=-1)
         conv_state, x = conv_ops.causal_conv1d_step(
             conv_ops.ConvState(state.conv), x, conv_weight, self.conv_bias, activation="silu"
         )
@@ -230,6 +239,8 @@ class Mamba2(nn.Module):
         `r = state_range or MAMBA_STATE_RANGE`). A quantized state runs SSD's recurrence as
         `lib.ops.quant.scan.gla_carry_quant` (q = C, k = B, v = dt x, g = dt A, scale 1);
         method "auto" or "scan", "chunked" is refused.
+      dtype, param_dtype: computation and parameter dtypes (`lib.nn.precision`): the two
+        projections run in `dtype`; the conv, SSD, the gated norm and the state in float32.
     """
 
     dim: int
@@ -245,6 +256,8 @@ class Mamba2(nn.Module):
     norm_eps: float = 1e-5
     use_bias: bool = False
     quant: QuantConfig | int | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     @property
     def d_inner(self) -> int:
@@ -262,21 +275,23 @@ class Mamba2(nn.Module):
 
     def setup(self):
         h = self.heads
+        kw = precision.precision_kwargs(self)
         self.in_proj = quant_dense(
-            self.quant, self.d_inner + self.conv_dim + h, use_bias=self.use_bias
+            self.quant, self.d_inner + self.conv_dim + h, use_bias=self.use_bias, **kw
         )
-        self.conv_weight = self.param(
+        param = functools.partial(precision.param, self)
+        self.conv_weight = param(
             "conv_weight",
             nn.initializers.lecun_normal(in_axis=0, out_axis=()),
             (self.conv_width, self.conv_dim),
         )
-        self.conv_bias = self.param("conv_bias", nn.initializers.zeros, (self.conv_dim,))
-        self.dt_bias = self.param("dt_bias", dt_bias_init(self.dt_min, self.dt_max), (h,))
+        self.conv_bias = param("conv_bias", nn.initializers.zeros, (self.conv_dim,))
+        self.dt_bias = param("dt_bias", dt_bias_init(self.dt_min, self.dt_max), (h,))
         a_init = lambda key, shape: jnp.log(jax.random.uniform(key, shape, minval=1, maxval=16))
-        self.A_log = self.param("A_log", a_init, (h,))
-        self.D = self.param("D", nn.initializers.ones, (h,))
-        self.norm_scale = self.param("norm_scale", nn.initializers.ones, (self.d_inner,))
-        self.out_proj = quant_dense(self.quant, self.dim, use_bias=self.use_bias)
+        self.A_log = param("A_log", a_init, (h,))
+        self.D = param("D", nn.initializers.ones, (h,))
+        self.norm_scale = param("norm_scale", nn.initializers.ones, (self.d_inner,))
+        self.out_proj = quant_dense(self.quant, self.dim, use_bias=self.use_bias, **kw)
 
     def _split_in(self, zxbcdt):
         d, c = self.d_inner, self.conv_dim
@@ -295,7 +310,7 @@ class Mamba2(nn.Module):
         y = y.reshape(*y.shape[:-2], self.d_inner).astype(jnp.float32)
         y = y * jax.nn.silu(z.astype(jnp.float32))
         y = y * jax.lax.rsqrt(jnp.mean(y * y, -1, keepdims=True) + self.norm_eps)
-        return self.out_proj((y * self.norm_scale).astype(z.dtype))
+        return self.out_proj((y * self.norm_scale).astype(self.dtype or z.dtype))
 
     def _A(self):
         return -jnp.exp(self.A_log.astype(jnp.float32))
@@ -303,10 +318,11 @@ class Mamba2(nn.Module):
     def __call__(self, x_BxLxD, state: Mamba2State | None = None, return_state: bool = False):
         """[b, l, dim] -> [b, l, dim] (and the new `Mamba2State` when `return_state`)."""
         q = as_quant_config(self.quant)
-        conv_weight = self.conv_weight
+        conv_weight, x_BxLxD = self.conv_weight, precision.cast(x_BxLxD, self.dtype)
         if q is not None:
             x_BxLxD, conv_weight = q.inputs(x_BxLxD).astype(x_BxLxD.dtype), q.weights(conv_weight)
-        z, xbc, dt = self._split_in(self.in_proj(x_BxLxD))
+        # the conv, SSD and the gated norm in float32 whatever `dtype`
+        z, xbc, dt = self._split_in(precision.to_float32(self.in_proj(x_BxLxD)))
         xbc, conv_last = conv_ops.causal_conv1d(
             xbc, conv_weight, self.conv_bias, activation="silu", return_final_state=True,
             initial_state=None if state is None else state.conv,
@@ -339,9 +355,11 @@ class Mamba2(nn.Module):
         return y.astype(x.dtype), jnp.swapaxes(S, -1, -2)
 
     def init_state(self, batch_size: int, dtype=jnp.float32) -> Mamba2State:
-        """Zero state: conv inputs in `dtype`, SSD state in float32."""
+        """Zero state: conv inputs and SSD state in float32 (or wider)."""
         return Mamba2State(
-            conv=jnp.zeros((batch_size, self.conv_width - 1, self.conv_dim), dtype),
+            conv=jnp.zeros(
+                (batch_size, self.conv_width - 1, self.conv_dim), precision.state_dtype(dtype)
+            ),
             ssm=jnp.zeros((batch_size, self.heads, self.head_dim, self.state_dim), jnp.float32),
         )
 
@@ -350,7 +368,8 @@ class Mamba2(nn.Module):
         if self.quant is not None:  # the full form on one token: the same rounding per step
             y, state = self(x_BxD[:, None], state=state, return_state=True)
             return state, y[:, 0]
-        z, xbc, dt = self._split_in(self.in_proj(x_BxD))
+        x_BxD = precision.cast(x_BxD, self.dtype)
+        z, xbc, dt = self._split_in(precision.to_float32(self.in_proj(x_BxD)))
         conv_state, xbc = conv_ops.causal_conv1d_step(
             conv_ops.ConvState(state.conv), xbc, self.conv_weight, self.conv_bias,
             activation="silu",
