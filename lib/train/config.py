@@ -37,6 +37,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.async_checkpointing = True
     c.train.progress_bar = True
     c.train.plot = True
+    # "bfloat16": compute in bf16, float32 params and optimizer state (lib.nn.precision)
+    c.train.compute_dtype = "float32"
     c.train.start_over = False  # workdir holds another config's run: move it aside, not stop
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1
@@ -68,6 +70,53 @@ def steps_from_epochs(c) -> None:
     steps_per_epoch = d.get_ref("train_examples") // d.get_ref("batch_size")
     c.train.num_steps = d.get_ref("epochs") * steps_per_epoch
     c.optimizer.warmup_steps = c.train.get_ref("num_steps") // 10 + 1
+
+
+def parse_arg(arg, choices=None, flags=(), *, joined=(), exclusive=()) -> dict:
+    """The words of a config file's `get_config(arg)` argument, e.g. "lorenz96,gru,smoke".
+
+    Words are comma-separated; each is the value of one of `choices` or one of `flags`.
+
+    Args:
+      arg: the argument (None or "": every choice at its default, no flag).
+      choices: name -> (allowed values, default), in order; a word is the value of the first
+        choice (in that order) that allows it and is still unset.
+      flags: words that switch something on.
+      joined: names of choices whose value may join several allowed values with "+".
+      exclusive: groups of flags that cannot be given together.
+
+    Returns:
+      {choice name: value, ..., flag: True or False, ...}.
+
+    Raises:
+      ValueError: naming `arg` and every word it may hold.
+    """
+    choices = dict(choices or {})
+    out = {name: default for name, (_, default) in choices.items()}
+    out.update({flag: False for flag in flags})
+    given = set()
+    for word in (arg or "").split(","):
+        if not word:
+            continue
+        if word in flags and not out[word]:
+            out[word] = True
+            continue
+        for name, (values, _) in choices.items():
+            parts = word.split("+") if name in joined else [word]
+            if name not in given and all(p in values for p in parts):
+                out[name] = word
+                given.add(name)
+                break
+        else:
+            wanted = [f"one of {list(values)} ({name})" for name, (values, _) in choices.items()]
+            if flags:
+                wanted.append(f"{'optionally ' if wanted else ''}any of {list(flags)}")
+            raise ValueError(f"config arg {arg!r}: expected {', '.join(wanted) or 'nothing'}")
+    for group in exclusive:
+        on = [flag for flag in group if out[flag]]
+        if len(on) > 1:
+            raise ValueError(f"config arg {arg!r}: {' and '.join(on)} exclude each other")
+    return out
 
 
 def define_config_flag(

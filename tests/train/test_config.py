@@ -1,6 +1,7 @@
 """Config files, command-line overrides, and clear errors for unknown keys and wrong types."""
 
 import os
+import re
 import textwrap
 
 import pytest
@@ -143,3 +144,41 @@ def _as_text(value):
     if value is None:  # a typed placeholder: any value of its type; check the key resolves
         return "0"
     return repr(value) if isinstance(value, tuple) else str(value)
+
+
+def test_parse_arg_reads_choices_and_flags_in_any_order():
+    from lib.train.config import parse_arg
+
+    choices = {"data": (("lorenz96", "sunspots"), "lorenz96"), "variant": (("gru", "rnn"), "gru")}
+    flags = ("matched", "smoke")
+    assert parse_arg(None, choices, flags) == {
+        "data": "lorenz96", "variant": "gru", "matched": False, "smoke": False,
+    }  # fmt: skip
+    words = parse_arg("smoke,sunspots,rnn+gru", choices, flags, joined=("variant",))
+    assert words == {"data": "sunspots", "variant": "rnn+gru", "matched": False, "smoke": True}
+    for bad in ("lstm", "gru,rnn", "rnn+gru", "smoke,smoke", "sunspots,lorenz96"):
+        with pytest.raises(ValueError, match=re.escape(f"config arg '{bad}': expected one of")):
+            parse_arg(bad, choices, flags)
+    with pytest.raises(ValueError, match="smoke and long exclude each other"):
+        parse_arg("long,smoke", flags=("smoke", "long"), exclusive=[("smoke", "long")])
+    with pytest.raises(ValueError, match=r"expected any of \['smoke'\]"):
+        parse_arg("smok", flags=("smoke",))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ar_net/configs/default.py:full",
+        "baselines/configs/copying.py:rnn",
+        "deconstructing/configs/forecast.py:lorenz96,gru,gru",
+        "hmt/configs/kjv.py:hmt,smoke,long",
+        "self_normalizing/configs/default.py:smoke,ucr",
+        "universal_transformer/configs/algorithmic.py:reverse,ut,huge",
+        "vir/configs/mnist.py:cifar",
+    ],
+)
+def test_a_bad_config_arg_names_what_it_may_be(spec):
+    """Configs read `arg` with `parse_arg`: a word they do not know is an error, not ignored."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with pytest.raises(ValueError, match="config arg"):
+        load_config(os.path.join(root, "research", spec))

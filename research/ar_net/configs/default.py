@@ -13,10 +13,12 @@ time grows more slowly with p. Near-unit-root processes ("roots") do not converg
 
 import ml_collections
 
+from lib.train.config import parse_arg
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: `arg` = "smoke" for a seconds-long run, else None/"" for the full run."""
-    smoke = arg == "smoke"
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = ml_collections.ConfigDict()
     c.length = 1_000 if smoke else 10_000
     c.seeds = 1 if smoke else 5

@@ -9,7 +9,7 @@ baseline GRU, LSTM and Transformer: remember 10 symbols across 100 blank steps.
 counts only the 10 recalled symbols; chance is log2(8) = 3 bits per symbol.
 """
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 MODELS = {
     "transformer": dict(kind="transformer", dim=64, num_layers=2, num_heads=4, dropout=0.0),
@@ -20,15 +20,8 @@ MODELS = {
 
 def get_config(arg: str = "lstm"):
     """The config for `arg` (e.g. "lstm", "transformer,smoke")."""
-    parts = [p for p in (arg or "lstm").split(",") if p]
-    kinds = [p for p in parts if p in MODELS]
-    unknown = [p for p in parts if p not in MODELS and p != "smoke"]
-    if unknown or len(kinds) > 1:
-        raise ValueError(
-            f"config arg {arg!r}: expected one of {sorted(MODELS)} and optionally smoke"
-        )
-    kind = kinds[0] if kinds else "lstm"
-    smoke = "smoke" in parts
+    words = parse_arg(arg, {"kind": (sorted(MODELS), "lstm")}, ("smoke",))
+    kind, smoke = words["kind"], words["smoke"]
 
     c = base_config()
     c.project = "baselines"

@@ -12,7 +12,7 @@ sequences of 128 characters, 211 CPU-seconds; it reached 2.248 test bits per cha
 transformer (3 layers of width 128) reached 2.530 in 466 CPU-seconds (research/baselines/README.md).
 """
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 MODELS = {
     "transformer": dict(kind="transformer", dim=128, num_layers=3, num_heads=4, dropout=0.0),
@@ -23,15 +23,8 @@ MODELS = {
 
 def get_config(arg: str = "transformer"):
     """The config for `arg` (e.g. "transformer", "gru,smoke")."""
-    parts = [p for p in (arg or "transformer").split(",") if p]
-    kinds = [p for p in parts if p in MODELS]
-    unknown = [p for p in parts if p not in MODELS and p != "smoke"]
-    if unknown or len(kinds) > 1:
-        raise ValueError(
-            f"config arg {arg!r}: expected one of {sorted(MODELS)} and optionally smoke"
-        )
-    kind = kinds[0] if kinds else "transformer"
-    smoke = "smoke" in parts
+    words = parse_arg(arg, {"kind": (sorted(MODELS), "transformer")}, ("smoke",))
+    kind, smoke = words["kind"], words["smoke"]
 
     c = base_config()
     c.project = "baselines"

@@ -21,24 +21,20 @@ the persistence forecast (x_{t+1} = x_t); lower is better. Results: research/dec
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 DATA = ("lorenz96", "kuramoto_sivashinsky", "sunspots")
 VARIANTS = ("mlp", "rnn", "gru", "lstm", "transformer", "gru_attention", "all")
 
 
 def get_config(arg: str = "lorenz96,gru") -> ml_collections.ConfigDict:
-    parts = [p for p in arg.split(",") if p]
-    smoke = "smoke" in parts
-    matched = "matched" in parts
-    rest = [p for p in parts if p not in ("smoke", "matched")]
-    data = rest[0] if rest else "lorenz96"
-    variant = rest[1] if len(rest) > 1 else "gru"
-    if data not in DATA or not all(v in VARIANTS for v in variant.split("+")):
-        raise ValueError(
-            f"arg must be '<data>,<variant>[,matched][,smoke]': data {DATA}, variant {VARIANTS}"
-            " (or several joined by '+')"
-        )
+    words = parse_arg(
+        arg,
+        {"data": (DATA, "lorenz96"), "variant": (VARIANTS, "gru")},
+        ("matched", "smoke"),
+        joined=("variant",),  # several variants joined by "+", e.g. "rnn+gru"
+    )
+    data, variant, smoke, matched = (words[k] for k in ("data", "variant", "smoke", "matched"))
     c = base_config()
     c.project = "deconstructing"
     c.seed = 0

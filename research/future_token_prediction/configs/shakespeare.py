@@ -17,19 +17,15 @@ Measured (two seeds, research/future_token_prediction/README.md): test bits/char
 FTP 3.06-3.14; neighbour cosine of top-layer embeddings FTP 0.54-0.56, GPT 0.31-0.32.
 """
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 KINDS = ("gpt", "ftp")
 
 
 def get_config(arg: str = ""):
     """The config for `arg` (e.g. "", "ftp", "gpt,smoke")."""
-    parts = [p for p in (arg or "").split(",") if p]
-    unknown = [p for p in parts if p not in KINDS and p != "smoke"]
-    kinds = [p for p in parts if p in KINDS]
-    if unknown or len(kinds) > 1:
-        raise ValueError(f"config arg {arg!r}: expected at most one of {KINDS} and/or 'smoke'")
-    smoke = "smoke" in parts
+    words = parse_arg(arg, {"kind": (KINDS, "ftp")}, ("smoke",))
+    smoke = words["smoke"]
 
     c = base_config()
     c.project = "future_token_prediction"
@@ -37,7 +33,7 @@ def get_config(arg: str = ""):
     # --config.seeds="(0,1,2)": the launcher's in-memory seed study instead (both models).
     c.seeds = ()
     m = c.model
-    m.kind = kinds[0] if kinds else "ftp"
+    m.kind = words["kind"]
     m.dim = 64  # encoder width (same for both models)
     m.depth = 2  # encoder blocks
     m.num_heads = 4

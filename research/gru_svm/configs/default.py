@@ -16,12 +16,12 @@ is a point or two, nowhere near the paper's ~13 points.
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: `arg` = "smoke" for a seconds-long run, else None/"" for the full run."""
-    smoke = arg == "smoke"
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = base_config()
     c.project = "gru_svm"
     c.model = ml_collections.ConfigDict(

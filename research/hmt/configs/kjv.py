@@ -27,7 +27,7 @@ runs (mean -0.022 bits/char) but worse on segment 0 in all five; overall better 
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 SEGMENT_LEN = 64
 NUM_SEGMENTS = 8
@@ -42,17 +42,13 @@ VARIANTS = {
 
 def get_config(arg: str = "hmt") -> ml_collections.ConfigDict:
     """The config for `arg` (e.g. "hmt", "segment,smoke", "all,austen")."""
-    parts = [p for p in (arg or "hmt").split(",") if p]
-    variants = [p for p in parts if p in VARIANTS]
-    unknown = [p for p in parts if p not in VARIANTS and p not in ("smoke", "long", "austen")]
-    if unknown or len(variants) > 1:
-        raise ValueError(
-            f"config arg {arg!r}: expected one of {sorted(VARIANTS)}, optionally smoke|long, austen"
-        )
-    variant = variants[0] if variants else "hmt"
-    smoke = "smoke" in parts
-    if smoke and "long" in parts:
-        raise ValueError(f"config arg {arg!r}: smoke and long exclude each other")
+    words = parse_arg(
+        arg,
+        {"variant": (sorted(VARIANTS), "hmt")},
+        ("smoke", "long", "austen"),
+        exclusive=[("smoke", "long")],
+    )
+    variant, smoke = words["variant"], words["smoke"]
 
     c = base_config()
     c.project = "hmt"
@@ -64,7 +60,7 @@ def get_config(arg: str = "hmt") -> ml_collections.ConfigDict:
     c.model.summary_source = "previous"
     c.model.update(VARIANTS[variant])
 
-    c.data.name = "austen_char" if "austen" in parts else "kjv_char"
+    c.data.name = "austen_char" if words["austen"] else "kjv_char"
     c.data.data_dir = ""  # "": $BRAINSEQ_DATA_DIR or ~/.cache/brainseq/data
     c.data.segment_len = SEGMENT_LEN  # the reporting grid (bits per segment position)
     c.data.num_segments = NUM_SEGMENTS
@@ -81,7 +77,7 @@ def get_config(arg: str = "hmt") -> ml_collections.ConfigDict:
     c.optimizer.warmup_steps = 50
     c.optimizer.weight_decay = 0.01
 
-    if "long" in parts:
+    if words["long"]:
         c.data.num_segments = 4
         c.data.batch_size = 8
         c.train.num_steps = 1500

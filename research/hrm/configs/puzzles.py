@@ -16,22 +16,15 @@ Expected (test, see research/hrm/README.md): HRM >= flat > Transformer in exact 
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 TASKS = ("sudoku", "maze")
 MODELS = ("hrm", "flat", "transformer", "all")
 
 
 def get_config(arg: str = "sudoku,hrm") -> ml_collections.ConfigDict:
-    parts = [p for p in arg.split(",") if p]
-    smoke = "smoke" in parts
-    rest = [p for p in parts if p != "smoke"]
-    task = rest[0] if rest else "sudoku"
-    kind = rest[1] if len(rest) > 1 else "hrm"
-    if task not in TASKS or kind not in MODELS:
-        raise ValueError(
-            f"arg must be '<task>,<model>[,smoke]': task in {TASKS}, model in {MODELS}"
-        )
+    words = parse_arg(arg, {"task": (TASKS, "sudoku"), "model": (MODELS, "hrm")}, ("smoke",))
+    task, kind, smoke = words["task"], words["model"], words["smoke"]
     c = base_config()
     c.project = "hrm"
     c.seed = 0

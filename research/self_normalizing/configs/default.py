@@ -17,14 +17,15 @@ reaches at least the test accuracy of the ReLU and ReLU+BatchNorm MLPs of the sa
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: `arg` = "smoke" (seconds), "ucr" (the UCR training comparison only), else the full
     run. UCR sets must be prepared first: `python -m lib.data prepare ucr_gunpoint` (and
     `ucr_italy_power_demand`, `ucr_arrowhead`)."""
-    smoke = arg == "smoke"
+    words = parse_arg(arg, flags=("smoke", "ucr"), exclusive=[("smoke", "ucr")])
+    smoke, ucr_only = words["smoke"], words["ucr"]
     ucr = ("ucr:gunpoint", "ucr:italy_power_demand", "ucr:arrowhead")
     c = base_config()
     c.project = "self_normalizing"
@@ -33,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
              dropout_rate=0.0)
     )  # fmt: skip
     # "digits" (sklearn) or "ucr:<name>" (a prepared lib.data UCR set).
-    c.data = ml_collections.ConfigDict(dict(name="digits", batch_size=32 if arg == "ucr" else 128))
+    c.data = ml_collections.ConfigDict(dict(name="digits", batch_size=32 if ucr_only else 128))
     # Plain SGD at a constant learning rate (the paper's comparison: no momentum, no clipping).
     c.optimizer.update(name="sgd", learning_rate=0.01, schedule="constant", warmup_steps=0,
                        weight_decay=0.0, grad_clip_norm=0.0)  # fmt: skip
@@ -41,7 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                    eval_every=0, checkpoint_every=0)  # fmt: skip
     c.stats = ml_collections.ConfigDict(
         dict(
-            run=arg != "ucr",
+            run=not ucr_only,
             activations=("selu", "relu", "relu_bn", "relu_lecun"),
             depth=4 if smoke else 32,
             width=32 if smoke else 256,
@@ -53,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # The training study: every data set x depth x activation, `seeds` seeds each.
     c.study = ml_collections.ConfigDict(
         dict(
-            datasets=("digits",) if smoke else ucr if arg == "ucr" else ("digits", *ucr),
+            datasets=("digits",) if smoke else ucr if ucr_only else ("digits", *ucr),
             activations=("selu", "relu", "relu_bn"),
             depths=(4,) if smoke else (8, 32),
             seeds=1 if smoke else 3,

@@ -17,22 +17,15 @@ Command (one run per task x model; about 4-6 minutes each on a 2-core CPU):
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 TASKS = ("copy", "reverse", "addition")
 MODELS = ("ut", "ut_noact", "transformer")
 
 
 def get_config(arg: str = "reverse,ut") -> ml_collections.ConfigDict:
-    parts = [p for p in arg.split(",") if p]
-    smoke = "smoke" in parts
-    rest = [p for p in parts if p != "smoke"]
-    task = rest[0] if rest else "reverse"
-    kind = rest[1] if len(rest) > 1 else "ut"
-    if task not in TASKS or kind not in MODELS:
-        raise ValueError(
-            f"arg must be '<task>,<model>[,smoke]' with task in {TASKS}, model in {MODELS}"
-        )
+    words = parse_arg(arg, {"task": (TASKS, "reverse"), "model": (MODELS, "ut")}, ("smoke",))
+    task, kind, smoke = words["task"], words["model"], words["smoke"]
     c = base_config()
     c.project = "universal_transformer"
     c.seed = 0

@@ -13,15 +13,14 @@ steps of a tiny ViR, seconds) reaches ~0.65 (tests/research/test_vir.py asserts 
 
 import ml_collections
 
-from lib.train.config import base_config, steps_from_epochs
+from lib.train.config import base_config, parse_arg, steps_from_epochs
 
 DIGITS_TRAIN = 1257  # sklearn digits' training split (lib.data.images.sklearn_digits_splits)
 
 
 def get_config(arg: str | None = None):
     """`arg`: None (full run) or "smoke" (3 epochs of batch 32, tiny model: learns, in seconds)."""
-    if arg not in (None, "", "smoke"):
-        raise ValueError(f"unknown config arg {arg!r}; expected None or 'smoke'")
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = base_config()
     c.project = "vir"
     c.model.name = "vir"  # or "vit"
@@ -42,7 +41,7 @@ def get_config(arg: str | None = None):
     # parameter count (`matched_dims`, set by configs/mnist.py:matched), at `seeds` (empty:
     # `config.seed`).
     c.study = ml_collections.ConfigDict({"models": ("vir", "vit"), "matched_dims": (), "seeds": ()})
-    if arg == "smoke":
+    if smoke:
         c.model.dim, c.model.depth, c.model.num_heads = 16, 1, 2
         c.data.epochs, c.data.batch_size = 3, 32
     return c

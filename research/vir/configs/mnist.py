@@ -20,6 +20,7 @@ Measured (seed 0): ViR dim 40 0.950 MNIST / 0.841 Fashion-MNIST vs ViT dim 48 0.
 Hardware: CPU. Expected: both models well above 0.9 test accuracy on MNIST (see README).
 """
 
+from lib.train.config import parse_arg
 from research.vir.configs import digits
 
 _OPTIONS = ("fashion_mnist", "matched", "smoke")
@@ -30,19 +31,17 @@ def get_config(arg: str | None = None):
     "matched" (the study trains `study.matched_dims` pairs of (ViR dim, ViT dim) of about
     equal parameter count instead of both models at `model.dim`) and "smoke" (a few steps,
     tiny model)."""
-    opts = set((arg or "").split(",")) - {""}
-    if opts - set(_OPTIONS):
-        raise ValueError(f"unknown config arg {arg!r}; expected options from {_OPTIONS}")
-    smoke = "smoke" in opts
+    opts = parse_arg(arg, flags=_OPTIONS)
+    smoke = opts["smoke"]
     c = digits.get_config("smoke" if smoke else None)
-    c.data.name = "fashion_mnist" if "fashion_mnist" in opts else "mnist"
+    c.data.name = "fashion_mnist" if opts["fashion_mnist"] else "mnist"
     c.model.image_size, c.model.patch = 28, 4
     c.model.dim = 16 if smoke else 48
     c.data.train_examples, c.data.test_examples = (512, 256) if smoke else (10000, 0)
     c.data.epochs = 1 if smoke else 4
     if not smoke:  # the warmup is capped at 50 steps (num_steps // 10 + 1 would be 63)
         c.optimizer.warmup_steps = 50
-    if "matched" in opts:
+    if opts["matched"]:
         # ViR's value and gate are 2x dim wide, so a ViR has ~1.45x a ViT's parameters at equal
         # dim; these widths give equal counts within 6 % (num_heads 4 divides every width).
         c.study.matched_dims = ((8, 8),) if smoke else ((40, 48), (48, 60))
