@@ -52,7 +52,7 @@ def run_seed_study(config, seeds) -> list[dict]:
     """Rows of `run_one`'s form for `config.model.variant` at every seed of `seeds`, all seeds
     trained at once (`lib.train.fit.make_fit` vmapped by `run_seeds`) on the whole prepared
     train split held in memory; test MSE over the whole test split."""
-    from lib.train.classify import load_arrays
+    from lib.data.arrays import load_arrays
     from lib.train.fit import make_fit, mean_squared_error, run_seeds
     from lib.train.optim import make_optimizer
     from research.deconstructing.model import data_info, data_name, make_model

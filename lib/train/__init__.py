@@ -10,9 +10,10 @@ Modules (import them directly, e.g. `from lib.train.loop import train_and_evalua
 - `checkpoint`: `Checkpointer` (orbax CheckpointManager: keep N, resume, fall back), `StopSignal`.
 - `sharding`: `make_mesh(data=-1, fsdp=1)`, `batch_sharding`, `state_shardings`,
   `maybe_initialize_distributed`.
-- `config`: `base_config()`, `load_config("path.py:arg", overrides)`.
+- `config`: `base_config()`, `load_config("path.py:arg", overrides)`, `steps_from_epochs`.
 - `metrics`: `MetricsWriter`, `read_metrics`, `plot_curves`.
 - `fit`: `make_fit` (a whole in-memory training run as one jitted scan) and `run_seeds`
   (looped or vmapped over seeds): seed studies on small data sets.
-- `classify`: `fit_classifier` (epochs over in-memory arrays), `load_arrays`, `train_each`.
+- `study`: `run_study` (config variants x seeds, each a run of the loop, one results table).
+In-memory data sets trained by epochs: `lib.data.arrays.EpochBatches` and `load_arrays`.
 """

@@ -238,3 +238,20 @@ def test_segment_loss_ignores_halted_examples():
     np.testing.assert_allclose(float(loss), float(loss1), rtol=1e-6)
     for k in m1:
         np.testing.assert_allclose(float(m[k]), float(m1[k]), rtol=1e-6, err_msg=k)
+
+
+def test_study_variants_decay_over_each_kinds_updates():
+    """launch.hrm's study: the schedule decays over num_steps x M updates for the recurrent
+    kinds and over num_steps for the one-segment Transformer."""
+    from launch.hrm import variants
+    from research.hrm.configs.puzzles import get_config
+
+    config = get_config("sudoku,all")
+    config.train.num_steps, config.model.segments = 40, 3
+    got = dict(variants(config))
+    assert list(got) == ["hrm", "flat", "transformer"]
+    assert [got[k]["optimizer.decay_steps"] for k in got] == [120, 120, 40]
+    assert got["flat"]["model.kind"] == "flat"
+    one = get_config("sudoku,transformer")
+    one.train.num_steps = 40  # the config's own reference follows num_steps
+    assert one.optimizer.decay_steps == 40 and get_config("maze,hrm").optimizer.decay_steps == 600
