@@ -1,20 +1,31 @@
-"""Launch a GLA experiment (Yang et al., 2023): MQAR recall, Shakespeare.
+"""Launch a GLA study (Yang et al., 2023): MQAR recall, Shakespeare.
 
-python -m launch.gla --config=research/gla/configs/mqar.py[:smoke] [--workdir=DIR]
+  python -m launch.gla --config=research/gla/configs/mqar.py[:smoke] --workdir=DIR \
+      [--config.study.mixers='("gla", "retnet")'] [--config.study.seeds='(0, 1)']
+
+Every mixer of `config.study.mixers` (and seed of `config.study.seeds`) is one run of
+`launch.train.run` in `DIR/<mixer>[/seed<s>]` (`lib.train.study.run_study`); `DIR/results.json`
+and `results.md` hold the table. One model alone: `python -m launch.train --config=...`.
 """
 
 from launch._common import main
-from launch._report import report
 
 
-def run(c, workdir=None) -> dict:
-    """Run `c.experiment`; returns {experiment name: rows} (also printed and saved)."""
-    from research.gla.model import run as run_experiment
+def run(config, workdir: str) -> list[dict]:
+    """The study over `config.study.mixers` (and `study.seeds`); one row per run."""
+    from launch.train import run as run_one
+    from lib.train.study import run_study
 
-    results = {c.experiment: run_experiment(c)}
-    report(results, workdir)
-    return results
+    return run_study(
+        config,
+        workdir,
+        variants=[(m, {"model.mixer": m}) for m in config.study.mixers],
+        run=run_one,
+        seeds=tuple(config.study.seeds) or None,
+        keys=("test_accuracy", "test_bits_per_token"),
+        name=config.data.task,
+    )
 
 
 if __name__ == "__main__":
-    main(run, "research/gla/configs/*.py", project="gla")
+    main(run, "research/gla/configs/*.py", project="gla", workdir_required=True)

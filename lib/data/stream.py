@@ -136,3 +136,79 @@ class Rechunk:
 
     def set_state(self, state) -> None:
         self.it.set_state(state)
+
+
+def sequence_task(
+    name: str,
+    *,
+    options=None,
+    batch_size: int,
+    seed: int = 0,
+    eval_batches: int = 0,
+    test_batches: int = 1,
+    seq_len: int = 0,
+    data_dir=None,
+) -> dict:
+    """Training, evaluation and test data of a sequence task, for `lib.train.loop`.
+
+    A generated task (`task_builder(name, **options)`) is drawn in memory: fresh training
+    batches every step, and fixed validation and test sets (the first batches of seeded
+    streams). A stored data set (e.g. `shakespeare_char`, prepared with `python -m lib.data
+    prepare NAME`) is read with `lib.data.load` (shuffled, endless) and, with `seq_len`, its
+    stored windows are cut to that length; its evaluation sets are the first batches of the
+    seeded, shuffled validation and test streams.
+
+    Args:
+      name: a registered data set.
+      options: a generated task's builder options (must be empty for a stored set).
+      batch_size: sequences per batch.
+      seed: the streams' seed.
+      eval_batches: validation batches per evaluation (0: no `eval_data`).
+      test_batches: test batches (0: no `test_data`).
+      seq_len: a stored set's sequence length (0: as stored; must divide it).
+      data_dir: root of prepared data sets (None: the default).
+
+    Returns:
+      `{"train_data", "eval_data", "test_data", "vocab_size"}`: an iterator, two zero-argument
+      factories (or None) and the vocabulary size.
+
+    Raises:
+      lib.data.DatasetNotPreparedError: a stored set is not prepared (with the command).
+    """
+    from lib.data.registry import builder_class, info, list_datasets
+
+    if name not in list_datasets():
+        raise ValueError(f"unknown data set {name!r}; expected one of {list_datasets()}")
+    if issubclass(builder_class(name), GeneratedBuilder):
+        builder = task_builder(name, **dict(options or {}))
+
+        def stream(split):
+            return lambda: TaskBatches(builder, split, batch_size, seed)
+
+        vocab = vocab_size(builder)
+    else:
+        if options:
+            raise ValueError(f"options {dict(options)} are for generated tasks; {name!r} is stored")
+        from lib.data.pipeline import load
+
+        meta = info(name, data_dir)  # raises with the prepare command when not prepared
+        stored = int(meta["seq_len"])
+        seq_len = seq_len or stored
+        if stored % seq_len:
+            raise ValueError(f"seq_len must divide the stored length {stored}, got {seq_len}")
+        windows = max(batch_size // (stored // seq_len), 1)
+
+        def stream(split):
+            def make():
+                loaded = load(name, split, batch_size=windows, seed=seed, data_dir=data_dir)
+                return Rechunk(loaded, seq_len, batch_size)
+
+            return make
+
+        vocab = int(meta["vocab_size"])
+    return {
+        "train_data": stream("train")(),
+        "eval_data": finite_batches(stream("validation"), eval_batches) if eval_batches else None,
+        "test_data": finite_batches(stream("test"), test_batches) if test_batches else None,
+        "vocab_size": vocab,
+    }

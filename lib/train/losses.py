@@ -50,6 +50,15 @@ def lm_loss(logits_BxLxV, targets_BxL, mask_BxL=None):
     return loss, metrics
 
 
+def lm_loss_fn(params, batch, rng, *, model, train):
+    """`lib.train.loop`'s loss function for a token model with no dropout or mutable state:
+    `lm_loss` of `model.apply({"params": params}, batch["inputs"])` against `batch["targets"]`
+    and `batch["mask"]` (`rng` and `train` unused)."""
+    del rng, train
+    logits = model.apply({"params": params}, batch["inputs"])
+    return lm_loss(logits, batch["targets"], batch.get("mask"))
+
+
 def classification_loss(logits_BxC, labels_B, *, label_smoothing: float = 0.0):
     """Softmax cross-entropy for class labels.
 

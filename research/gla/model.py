@@ -1,11 +1,14 @@
 """Gated Linear Attention Transformers with Hardware-Efficient Training (Yang et al., 2023),
 small scale.
 
-The experiments reuse the Mamba project's harness (`research.mamba.harness`, `research.mamba.model`):
-`run(config)` runs MQAR recall ("synthetic") or character-level Shakespeare ("lm") for GLA and
-its baselines (`retnet`: fixed per-head decay; `attention`: softmax; `mamba`). `form_outputs`
-gives one GLA language model's logits from its three forms (recurrent scan, chunked, and
-token-by-token decoding) so tests and users can check they agree.
+`build(config)` gives one language model (`config.model.mixer`: `gla`, or a baseline:
+`retnet` with a fixed per-head decay, softmax `attention`, `mamba`) and its data to
+`lib.train.loop.train_and_evaluate`: MQAR recall drawn in memory from `lib.data`'s `mqar`
+generator, or the prepared `shakespeare_char` (models at a matched parameter count with
+`config.model.target_params`). The comparisons of the README are studies over
+`config.study.mixers` in `launch/gla.py`. `form_outputs` gives one GLA language model's
+logits from its three forms (recurrent scan, chunked, and token-by-token decoding) so tests
+and users can check they agree.
 """
 
 from __future__ import annotations
@@ -13,24 +16,43 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from research.mamba import harness
-from research.mamba.model import EXPERIMENTS, TABLE_KEYS, run_lm, run_synthetic  # noqa: F401
+from lib.data import stream
+from lib.nn import sizing
+from lib.train import losses
 
-GLA_EXPERIMENTS = ("synthetic", "lm")
 
+def build(config) -> dict:
+    """Model, loss and data for `config` (see configs/*.py): the keyword arguments of
+    `lib.train.loop.train_and_evaluate`; `on_end` adds `params` and `dim` to the final metrics."""
+    d, m = config.data, config.model
+    task = stream.sequence_task(
+        d.task, options=d.options, batch_size=d.batch_size, seed=config.seed,
+        eval_batches=d.eval_batches, test_batches=d.test_batches, seq_len=d.seq_len,
+        data_dir=d.data_dir or None,
+    )  # fmt: skip
+    model, dim = sizing.sized_language_model(
+        m.mixer, m.depth, task["vocab_size"], dict(m.mixer_kwargs.get(m.mixer, {})),
+        dim=m.dim, target_params=m.target_params,
+    )  # fmt: skip
 
-def run(config) -> list[dict]:
-    """Run `config.experiment` ("synthetic" for MQAR or "lm" for Shakespeare)."""
-    if config.experiment not in GLA_EXPERIMENTS:
-        raise ValueError(f"unknown experiment {config.experiment!r}; expected {GLA_EXPERIMENTS}")
-    return EXPERIMENTS[config.experiment](config)
+    def on_end(state, workdir):
+        return {"params": sizing.count_params(model), "dim": dim}
+
+    return dict(
+        model=model,
+        loss_fn=losses.lm_loss_fn,
+        train_data=task["train_data"],
+        eval_data=task["eval_data"],
+        test_data=task["test_data"],
+        on_end=on_end,
+    )
 
 
 def gla_model(dim: int, depth: int, vocab: int, *, method: str, chunk_size: int = 16, **kw):
     """A GLA language `SequenceModel` whose mixers all use `lib.ops.linear_attention.gla`
     with `method` ("ref": the recurrent `lax.scan`, "chunked": chunkwise matmuls)."""
     mixer_kwargs = {"method": method, "chunk_size": chunk_size, **kw}
-    return harness.make_model("gla", dim, depth, vocab, mixer_kwargs)
+    return sizing.language_model("gla", dim, depth, vocab, mixer_kwargs)
 
 
 FORMS = ("recurrent", "chunked", "step")

@@ -1,146 +1,123 @@
 """Mamba: Linear-Time Sequence Modeling with Selective State Spaces (Gu & Dao, 2023), small scale.
 
-Three experiments, each a function of a config (see configs/*.py) returning a list of result
-rows (one per model, or per model and test length):
-- `run_synthetic`: a synthetic task (selective copying, MQAR) for several mixers at one width;
-- `run_induction`: induction heads trained at one length and tested at longer ones;
-- `run_lm`: character-level Shakespeare for several mixers matched in parameter count.
-`run(config)` dispatches on `config.experiment`. The models are `lib.nn.SequenceModel`s of the
-registered mixers (`mamba`, `s4d`, `attention`, `gru`, `gla`, `retnet`, ...).
+`build(config)` gives one language model and its data to `lib.train.loop.train_and_evaluate`
+(`python -m launch.train --config=research/mamba/configs/<c>.py --workdir=DIR`):
+
+- the model: a `lib.nn.SequenceModel` of the registered mixer `config.model.mixer` (`mamba`,
+  `s4d`, `attention`, `gru`, `gla`, ...; `lib.nn.sizing.language_model`: Mamba and S4D blocks
+  have no MLP), at width `config.model.dim`, or at the width whose parameter count is nearest
+  `config.model.target_params` when that is set (models compared at equal size);
+- the data (`lib.data.stream.sequence_task`): a generated task (`selective_copying`,
+  `induction_heads`, `mqar`, ...) drawn in memory from its `lib.data` builder, fresh batches
+  every step, or the prepared `shakespeare_char`; induction heads is tested at every length
+  of `config.data.test_lengths` (named test sets `len<L>`: metrics `test_len<L>_accuracy`).
+
+The comparisons of the README (several mixers on one task) are studies over
+`config.study.mixers` in `launch/mamba.py`. `run_curriculum` trains a first phase at a shorter
+length and starts the run from its parameters (two chained runs, each resumable).
 """
 
 from __future__ import annotations
 
-from research.mamba import harness
+import os
+
+import jax
+
+from lib.data import stream
+from lib.nn import sizing
+from lib.train import losses
 
 
-def _mixer_kwargs(config, mixer: str) -> dict:
-    kw = config.get("mixer_kwargs", {})
-    return dict(kw.get(mixer, {})) if kw else {}
+def make_model(model_cfg, vocab_size: int):
+    """The model of `config.model` and its width: `(SequenceModel, dim)`.
+
+    `model_cfg.mixer_kwargs` maps mixer names to their keyword arguments (only the chosen
+    mixer's are used), so one config serves a study over mixers; `target_params` > 0 picks
+    the width whose parameter count is nearest it (`dim` is then unused).
+    """
+    return sizing.sized_language_model(
+        model_cfg.mixer, model_cfg.depth, vocab_size,
+        dict(model_cfg.mixer_kwargs.get(model_cfg.mixer, {})),
+        dim=model_cfg.dim, target_params=model_cfg.target_params,
+    )  # fmt: skip
 
 
-def _fit_kwargs(config) -> dict:
+def _length_tests(config) -> dict:
+    """Named test sets `len<L>` of induction heads at each of `config.data.test_lengths`:
+    batches of about `eval_tokens` tokens (at most `batch_size` and `eval_examples` sequences,
+    rounded up to a multiple of the local devices), `eval_examples` examples per length (or one
+    batch, when a batch holds more)."""
+    d = config.data
+    per_device = jax.local_device_count()
+    tests = {}
+    for length in d.test_lengths:
+        builder = stream.task_builder(d.task, **{**dict(d.options), "seq_len": int(length)})
+        batch = max(1, min(d.batch_size, d.eval_tokens // int(length), d.eval_examples))
+        batch = -(-batch // per_device) * per_device
+        num = max(1, d.eval_examples // batch)
+        make = lambda b=builder, n=batch: stream.TaskBatches(b, "test", n, config.seed)
+        tests[f"len{int(length)}"] = stream.finite_batches(make, num)
+    return tests
+
+
+def build(config) -> dict:
+    """Model, loss and data for `config` (see configs/*.py): the keyword arguments of
+    `lib.train.loop.train_and_evaluate`, with `on_end` adding `params` and `dim` to the final
+    metrics and `init_from` set from `config.init_from` (a curriculum's first phase)."""
+    d = config.data
+    if config.curriculum.num_steps and not config.init_from:
+        raise ValueError(
+            "config.curriculum needs two chained runs: run it with python -m launch.mamba "
+            "(research.mamba.model.run_curriculum), or set config.init_from to the first run"
+        )
+    task = stream.sequence_task(
+        d.task, options=d.options, batch_size=d.batch_size, seed=config.seed,
+        eval_batches=d.eval_batches, test_batches=0 if d.test_lengths else d.test_batches,
+        seq_len=d.seq_len, data_dir=d.data_dir or None,
+    )  # fmt: skip
+    model, dim = make_model(config.model, task["vocab_size"])
+    test = _length_tests(config) if d.test_lengths else task["test_data"]
+
+    def on_end(state, workdir):
+        return {"params": sizing.count_params(model), "dim": dim}
+
     return dict(
-        steps=config.steps,
-        eval_batches=config.eval_batches,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
+        model=model,
+        loss_fn=losses.lm_loss_fn,
+        train_data=task["train_data"],
+        eval_data=task["eval_data"],
+        test_data=test,
+        on_end=on_end,
+        init_from=config.init_from or None,
     )
 
 
-def run_synthetic(config) -> list[dict]:
-    """Train each of `config.mixers` on `config.task` (a `lib.data` synthetic task with
-    `config.task_options`) at width `config.dim` and depth `config.depth`.
+def run_curriculum(config, workdir: str, *, run) -> dict:
+    """Train `config` after a first phase at a shorter length, from that phase's parameters.
 
-    Returns:
-      One row per mixer: `mixer`, `params`, `train_loss`, `test_accuracy` (on the masked,
-      answer positions), `test_loss`, `seconds`.
+    With `config.curriculum.num_steps` > 0: first `run(phase_1, <workdir>/curriculum)` with
+    `data.options.seq_len = curriculum.seq_len`, `curriculum.num_steps` steps and its own
+    warmup (a tenth of them), tested at that length only; then `run(config, workdir)` with
+    `init_from` that folder (fresh optimizer state, its own schedule). Each phase is an
+    ordinary run: rerunning resumes whichever phase was stopped. Without a curriculum this is
+    `run(config, workdir)`.
+
+    Args:
+      config: the run's ConfigDict (not changed).
+      workdir: the run's folder.
+      run: `run(config, workdir) -> final metrics` (e.g. `launch.train.run`).
     """
-    builder = harness.task_builder(config.task, **dict(config.task_options))
-    vocab = harness.vocab_size(builder)
-    rows = []
-    for mixer in config.mixers:
-        model = harness.make_model(
-            mixer, config.dim, config.depth, vocab, _mixer_kwargs(config, mixer)
-        )
-        train = harness.synthetic_batches(builder, "train", config.batch_size, config.seed)
-        test = harness.synthetic_batches(builder, "test", config.batch_size, config.seed)
-        out = harness.train_and_eval(model, train, {"test": test}, **_fit_kwargs(config))
-        rows.append({"mixer": mixer, **out})
-        print(rows[-1], flush=True)  # long runs: each model's result as soon as it is known
-    return rows
-
-
-def run_induction(config) -> list[dict]:
-    """Induction heads: train each mixer at `task_options.seq_len`, test at every length of
-    `config.test_lengths` (same vocabulary; the answer is always at the last position).
-    With `config.curriculum_len` > 0, each mixer first trains `config.curriculum_steps` steps
-    at that (shorter) length and then `config.steps` at `seq_len` from those parameters.
-
-    Returns:
-      One row per (mixer, test length): `mixer`, `length`, `accuracy`, `params`.
-    """
-    options = dict(config.task_options)
-    builder = harness.task_builder("induction_heads", **options)
-    vocab = harness.vocab_size(builder)
-    rows = []
-    for mixer in config.mixers:
-        model = harness.make_model(
-            mixer, config.dim, config.depth, vocab, _mixer_kwargs(config, mixer)
-        )
-        params, seconds = None, 0.0
-        if config.get("curriculum_len", 0):
-            short = harness.task_builder(
-                "induction_heads", **{**options, "seq_len": int(config.curriculum_len)}
-            )
-            train = harness.synthetic_batches(short, "train", config.batch_size, config.seed)
-            params, info = harness.fit(model, train, steps=config.curriculum_steps,
-                                       learning_rate=config.learning_rate, seed=config.seed)  # fmt: skip
-            seconds = info["seconds"]
-        train = harness.synthetic_batches(builder, "train", config.batch_size, config.seed)
-        params, info = harness.fit(
-            model,
-            train,
-            steps=config.steps,
-            learning_rate=config.learning_rate,
-            seed=config.seed,
-            init_params=params,
-        )
-        info["seconds"] += seconds
-        for length in config.test_lengths:
-            long = harness.task_builder("induction_heads", **{**options, "seq_len": int(length)})
-            batch = max(1, min(config.batch_size, config.eval_tokens // int(length)))
-            test = harness.synthetic_batches(long, "test", batch, config.seed)
-            num = max(1, config.eval_examples // batch)
-            res = harness.evaluate(model, params, test, num)
-            rows.append(
-                {
-                    "mixer": mixer,
-                    "length": int(length),
-                    "accuracy": res["accuracy"],
-                    "params": info["params"],
-                    "train_seconds": info["seconds"],
-                }
-            )
-    return rows
-
-
-def run_lm(config) -> list[dict]:
-    """Character-level Shakespeare: each mixer at the width whose parameter count is nearest
-    `config.target_params` (depth `config.depth`), trained `config.steps` steps.
-
-    Returns:
-      One row per mixer: `mixer`, `dim`, `params`, `train_loss`, `test_bits_per_token`,
-      `seconds`.
-    """
-    import lib.data
-
-    vocab = int(lib.data.info("shakespeare_char")["vocab_size"])
-    rows = []
-    for mixer in config.mixers:
-        kw = _mixer_kwargs(config, mixer)
-        dim = harness.dim_for_params(mixer, config.target_params, config.depth, vocab, kw)
-        model = harness.make_model(mixer, dim, config.depth, vocab, kw)
-        train = harness.shakespeare_batches("train", config.batch_size, config.seq_len, config.seed)
-        test = harness.shakespeare_batches("test", config.batch_size, config.seq_len, config.seed)
-        out = harness.train_and_eval(model, train, {"test": test}, **_fit_kwargs(config))
-        rows.append({"mixer": mixer, "dim": dim, **out})
-    return rows
-
-
-EXPERIMENTS = {"synthetic": run_synthetic, "induction": run_induction, "lm": run_lm}
-
-TABLE_KEYS = {
-    "synthetic": ["mixer", "params", "train_loss", "test_accuracy", "seconds"],
-    "induction": ["mixer", "length", "accuracy", "params"],
-    "lm": ["mixer", "dim", "params", "train_loss", "test_bits_per_token", "seconds"],
-}
-
-
-def run(config) -> list[dict]:
-    """Run the experiment `config.experiment` ("synthetic", "induction" or "lm")."""
-    if config.experiment not in EXPERIMENTS:
-        raise ValueError(
-            f"unknown experiment {config.experiment!r}; expected {sorted(EXPERIMENTS)}"
-        )
-    return EXPERIMENTS[config.experiment](config)
+    cur = config.curriculum
+    if not cur.num_steps:
+        return run(config, workdir)
+    first = config.copy_and_resolve_references()
+    first.data.options.seq_len = int(cur.seq_len)
+    first.data.test_lengths = (int(cur.seq_len),)
+    first.train.num_steps = int(cur.num_steps)
+    first.optimizer.warmup_steps = max(int(cur.num_steps) // 10, 1)
+    first.curriculum.num_steps = 0
+    first_dir = os.path.join(workdir, "curriculum")
+    run(first, first_dir)
+    second = config.copy_and_resolve_references()
+    second.init_from = first_dir
+    return run(second, workdir)

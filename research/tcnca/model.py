@@ -19,20 +19,28 @@ attending only within chunks of `chunk_size` (`lib.ops.attention.softmax.chunked
     y = u * silu(W_h c + U_h (r * o))
 
 `lib.nn.SequenceModel` wraps it in pre-norm residual blocks with a gated MLP. The mixer
-follows the `lib.nn.registry` protocol (state, `init_state`, `step`). `run_recall` trains the
-variants on MQAR associative recall over sequence lengths and vocabulary sizes.
+follows the `lib.nn.registry` protocol (state, `init_state`, `step`). `build(config)` gives
+one such language model (`config.model.recurrence`) and a generated task (MQAR associative
+recall, or copying) drawn in memory from its `lib.data` builder to
+`lib.train.loop.train_and_evaluate`; `launch/tcnca.py` runs the study over recurrences,
+sequence lengths and vocabulary sizes.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lib.data import stream
+from lib.nn import sizing
 from lib.nn.registry import register_mixer
 from lib.ops.attention import softmax as attn_ops
 from lib.ops.conv import tcn as tcn_ops
-from research.mamba import harness
+from lib.train import losses
 from research.tcnca import ema as ema_ops
 
 RECURRENCES = ("tcn", "ema", "none")
@@ -53,6 +61,8 @@ class TCNCAMixer(nn.Module):
       rope: rotary positions on queries and keys.
       max_len: positions of the decoding KV cache.
       method: the TCN's `lib.ops.conv.tcn` method; the EMA uses "fft" (or "ref" when set to "ref").
+      dtype: computation dtype of the projections (None: from the inputs, as `nn.Dense`).
+      param_dtype: dtype of the projections' parameters.
     """
 
     dim: int
@@ -66,6 +76,8 @@ class TCNCAMixer(nn.Module):
     rope: bool = True
     max_len: int = 2048
     method: str = "auto"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def setup(self):
         if self.recurrence not in RECURRENCES:
@@ -91,12 +103,13 @@ class TCNCAMixer(nn.Module):
             self.eta = self.param("eta", nn.initializers.normal(1.0), shape)
             self.omega = self.param("omega", nn.initializers.normal(1.0), (self.dim,))
         hd = self.dim // self.num_heads
-        self.z_proj = nn.Dense(self.dim, name="z")
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
+        self.z_proj = dense(self.dim, name="z")
         self.qk_scale = self.param("qk_scale", nn.initializers.normal(0.02), (2, self.dim))
         self.qk_offset = self.param("qk_offset", nn.initializers.zeros, (2, self.dim))
-        self.v_proj, self.r_proj = nn.Dense(self.dim, name="v"), nn.Dense(self.dim, name="r")
-        self.u_proj, self.h_proj = nn.Dense(self.dim, name="u"), nn.Dense(self.dim, name="hc")
-        self.o_proj = nn.Dense(self.dim, use_bias=False, name="ho")
+        self.v_proj, self.r_proj = dense(self.dim, name="v"), dense(self.dim, name="r")
+        self.u_proj, self.h_proj = dense(self.dim, name="u"), dense(self.dim, name="hc")
+        self.o_proj = dense(self.dim, use_bias=False, name="ho")
         self._hd = hd
 
     @property
@@ -173,52 +186,34 @@ class TCNCAMixer(nn.Module):
 
 def make_model(recurrence: str, dim: int, depth: int, vocab: int, **mixer_kwargs):
     """A TCNCA language `SequenceModel` (pre-norm blocks: the mixer, then a gated MLP)."""
-    return harness.make_model(
+    return sizing.language_model(
         "tcnca", dim, depth, vocab, {"recurrence": recurrence, **mixer_kwargs}
     )
 
 
-def run_recall(config) -> list[dict]:
-    """MQAR associative recall for each recurrence, sequence length and vocabulary size.
+def build(config) -> dict:
+    """Model, loss and data for `config` (see configs/recall.py): the keyword arguments of
+    `lib.train.loop.train_and_evaluate`; `on_end` adds `params` to the final metrics.
 
-    For every `seq_len` in `config.lengths` and `num_keys` in `config.num_keys` (keys and
-    values each draw from `num_keys` tokens, vocabulary `1 + 2 num_keys`), each recurrence of
-    `config.recurrences` is trained from the same seed on the same batches.
-
-    Returns:
-      One row per run: `recurrence`, `seq_len`, `num_keys`, `params`, `train_loss`,
-      `test_accuracy` (at the query positions), `seconds`.
+    The model is `make_model(config.model.recurrence, ...)` with the mixer options
+    `config.model.mixer`; the task `config.data.task` (`mqar`, or `copying`) with the builder
+    options `config.data.options`, fresh batches every step, fixed validation and test sets.
     """
-    rows = []
-    for length in config.lengths:
-        for num_keys in config.num_keys:
-            options = {**dict(config.task_options), "seq_len": int(length)}
-            options.update(num_keys=int(num_keys), num_values=int(num_keys))
-            builder = harness.task_builder("mqar", **options)
-            vocab = harness.vocab_size(builder)
-            for rec in config.recurrences:
-                model = make_model(rec, config.dim, config.depth, vocab, **dict(config.mixer))
-                train = harness.synthetic_batches(builder, "train", config.batch_size, config.seed)
-                test = harness.synthetic_batches(builder, "test", config.batch_size, config.seed)
-                out = harness.train_and_eval(
-                    model, train, {"test": test}, steps=config.steps,
-                    eval_batches=config.eval_batches, learning_rate=config.learning_rate,
-                    seed=config.seed,
-                )  # fmt: skip
-                row = {"recurrence": rec, "seq_len": int(length), "num_keys": int(num_keys)}
-                rows.append({**row, **{k: out[k] for k in RESULT_KEYS}})
-                print(rows[-1], flush=True)
-    return rows
+    d, m = config.data, config.model
+    task = stream.sequence_task(
+        d.task, options=d.options, batch_size=d.batch_size, seed=config.seed,
+        eval_batches=d.eval_batches, test_batches=d.test_batches,
+    )  # fmt: skip
+    model = make_model(m.recurrence, m.dim, m.depth, task["vocab_size"], **dict(m.mixer))
 
+    def on_end(state, workdir):
+        return {"params": sizing.count_params(model)}
 
-RESULT_KEYS = ("params", "train_loss", "test_accuracy", "seconds")
-EXPERIMENTS = {"recall": run_recall}
-
-
-def run(config) -> list[dict]:
-    """Run `config.experiment` ("recall")."""
-    if config.experiment not in EXPERIMENTS:
-        raise ValueError(
-            f"unknown experiment {config.experiment!r}; expected {sorted(EXPERIMENTS)}"
-        )
-    return EXPERIMENTS[config.experiment](config)
+    return dict(
+        model=model,
+        loss_fn=losses.lm_loss_fn,
+        train_data=task["train_data"],
+        eval_data=task["eval_data"],
+        test_data=task["test_data"],
+        on_end=on_end,
+    )

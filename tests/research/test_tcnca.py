@@ -1,19 +1,24 @@
 """TCNCA (Terzic et al., 2023) project: MEGA's EMA by FFT equals its recurrence; the TCNCA
 model is causal, carries information across attention chunks, and decodes token by token
-like its full form; the launch config's smoke run trains; the TCN carries a copied symbol
-past the attention chunk, which chunked attention alone cannot."""
+like its full form; the study launcher's smoke run trains through the one training path; the
+TCN carries a copied symbol past the attention chunk, which chunked attention alone cannot."""
+
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from launch.tcnca import run as launch_run
+import launch.tcnca
 from lib.nn.sequence_model import SequenceModel
-from research.mamba import harness
+from lib.train.loop import train_and_evaluate
+from lib.train.sharding import make_mesh
 from research.tcnca import ema as ema_ops
 from research.tcnca.configs import recall
-from research.tcnca.model import make_model
+from research.tcnca.model import build, make_model
+
+OUTPUTS = ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json")
 
 
 def _ema_params(dim, ndim, seed=0):
@@ -111,30 +116,37 @@ def test_bad_configs_are_errors():
         recall.get_config("big")
 
 
-def test_recall_smoke_run_trains():
-    results = launch_run(recall.get_config("smoke"))
-    rows = results["recall"]
-    assert [r["recurrence"] for r in rows] == ["tcn"]
-    assert all(np.isfinite(r["train_loss"]) and 0 <= r["test_accuracy"] <= 1 for r in rows)
+def test_study_cells_and_smoke_run(tmp_path):
+    names = [name for name, _ in launch.tcnca.variants(recall.get_config())]
+    assert names[:3] == ["tcn_len32_keys8", "ema_len32_keys8", "none_len32_keys8"]
+    assert len(names) == 12 and names[-1] == "none_len128_keys32"
+    rows = launch.tcnca.run(recall.get_config("smoke"), str(tmp_path))
+    assert [r["variant"] for r in rows] == ["tcn_len16_keys4"]
+    assert np.isfinite(rows[0]["train_loss"]) and 0 <= rows[0]["test_accuracy"] <= 1
+    for out in OUTPUTS:
+        assert os.path.exists(tmp_path / "tcn_len16_keys4" / out), out
 
 
 @pytest.mark.slow
-def test_claim_tcn_carries_memory_across_attention_chunks():
+def test_claim_tcn_carries_memory_across_attention_chunks(tmp_path):
     # TCNCA's premise (sec. 3): the dilated TCN takes over MEGA's recurrence as the path that
     # carries context past the attention chunk. Copying memory (`lib.data` `copying`): 5
     # symbols of 8 (chance 12.5%), recalled 9 positions later; chunks of 4, so attention alone
-    # cannot see the symbol, while 4 TCN layers (receptive field 15) can. Measured: TCN 100%,
-    # attention alone 13.6%, MEGA's EMA in place of the TCN 36.9% (not asserted: its FFT
-    # model compiles slowly). With 3 TCN layers, lag 7 and 100 steps the TCN had not learned.
-    builder = harness.task_builder("copying", copy_len=5, lag=4, num_symbols=8)
-    vocab = harness.vocab_size(builder)
+    # cannot see the symbol, while 4 TCN layers (receptive field 15) can. Measured with the
+    # old trainer: TCN 100%, attention alone 13.6%, MEGA's EMA in place of the TCN 36.9% (not
+    # asserted: its FFT model compiles slowly). With 3 TCN layers, lag 7 and 100 steps the TCN
+    # had not learned.
     acc = {}
     for rec in ("tcn", "none"):
-        model = make_model(rec, 16, 1, vocab, chunk_size=4, num_layers=4, max_len=16)
-        train = harness.synthetic_batches(builder, "train", 16, seed=0)
-        params, _ = harness.fit(model, train, steps=200, learning_rate=1e-2)
-        test = harness.synthetic_batches(builder, "test", 64, seed=1)
-        acc[rec] = harness.evaluate(model, params, test, 2)["accuracy"]
+        c = recall.get_config()
+        c.model.recurrence, c.model.dim, c.model.depth = rec, 16, 1
+        c.model.mixer = {"chunk_size": 4, "num_layers": 4, "max_len": 16}
+        c.data.task, c.data.options = "copying", {"copy_len": 5, "lag": 4, "num_symbols": 8}
+        c.data.eval_batches, c.train.num_steps, c.optimizer.learning_rate = 0, 200, 1e-2
+        c.train.plot, c.train.progress_bar, c.train.checkpoint_every = False, False, 0
+        mesh = make_mesh(devices=jax.devices()[:1])
+        result = train_and_evaluate(c, str(tmp_path / rec), mesh=mesh, **build(c))
+        acc[rec] = result["test_accuracy"]  # 8 batches of 16 sequences, 5 symbols each
     print("copying across chunks:", acc)
     assert acc["tcn"] > 0.9, acc
     assert acc["none"] < 0.25, acc
