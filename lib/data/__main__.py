@@ -12,6 +12,7 @@ import argparse
 import ast
 import inspect
 import sys
+from pathlib import Path
 
 from lib.data import registry
 
@@ -36,6 +37,16 @@ def variants_on_disk(name: str, data_dir=None) -> list[str]:
     )
 
 
+def documented_size(name: str) -> str | None:
+    """The size column of `name`'s row in lib/data/README.md (default options), if it has one."""
+    readme = Path(__file__).with_name("README.md")
+    for line in readme.read_text().splitlines() if readme.exists() else []:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and f"`{name}`" in cells[0]:
+            return cells[3]
+    return None
+
+
 def describe(name: str, data_dir=None) -> dict:
     """What `name` is, prepared or not: builder, source, options, state, splits and size."""
     plain, options = registry.split_variant(name)
@@ -58,9 +69,13 @@ def describe(name: str, data_dir=None) -> dict:
         out["size"] = registry.format_size(registry.size_bytes(name, data_dir))
         out["splits"] = registry.info(name, data_dir)["splits"]
     else:
-        counts = {k[4:]: v for k, v in out["options"].items() if k.startswith("num_")}
+        splits = ("num_train", "num_validation", "num_test")
+        counts = {k[4:]: v for k, v in out["options"].items() if k in splits}
         if counts:
             out["examples (options)"] = counts
+        size = documented_size(registry.storage_name(plain))
+        if size:
+            out["size (default options, README)"] = size
         out["prepare with"] = registry.prepare_command(name, data_dir)
     return out
 

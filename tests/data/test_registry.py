@@ -102,6 +102,8 @@ def test_info_describes_an_unprepared_set(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "state: not prepared" in out and "source: generated" in out
     assert "'num_train': 32" in out and "'forcing'" in out  # options, with the defaults
+    assert "examples (options): {'train': 32, 'validation': 64, 'test': 64}" in out
+    assert "size (default options, README): ≈21.0 MB" in out
     assert "prepare with: python -m lib.data prepare lorenz96/num_train=32" in out
     assert snapshot(tmp_path) == {}  # describing writes nothing
 
