@@ -57,8 +57,18 @@ def maybe_initialize_distributed() -> bool:
             kwargs["num_processes"] = int(env["JAX_NUM_PROCESSES"])
         if "JAX_PROCESS_ID" in env:
             kwargs["process_id"] = int(env["JAX_PROCESS_ID"])
+    _cpu_collectives()
     jax.distributed.initialize(**kwargs)
     return True
+
+
+def _cpu_collectives() -> None:
+    """Let CPU devices of several processes talk (gloo); older JAX defaulted to none."""
+    try:
+        if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except AttributeError:  # a JAX without the option
+        pass
 
 
 def make_mesh(data: int = -1, fsdp: int = 1, devices=None) -> Mesh:
@@ -155,3 +165,55 @@ def sync_processes(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
+
+
+class ProcessRows:
+    """This process's rows of every batch of a global stream: many hosts, one-host batches.
+
+    Every process reads the same global batches (e.g. `lib.data.load(..., shard_index=0,
+    shard_count=1)`) and keeps rows `[i * b / n, (i + 1) * b / n)` (process `i` of `n`), the
+    rows its devices hold in `batch_sharding`. A run on `n` hosts then trains on exactly the
+    batches of a one-process run (the same losses), and every process is at the same position,
+    so the one data state a checkpoint keeps fits them all. The price: each process reads the
+    whole global batch (fine for data that is cheap to read; a sharded reader scales further).
+    `get_state` / `set_state` are forwarded. On one process the batches pass unchanged.
+
+    Args:
+      batches: an iterator of global batches (dicts of arrays `[b, ...]`).
+      index, count: this process and the number of processes (default: JAX's).
+    """
+
+    def __init__(self, batches, index: int | None = None, count: int | None = None):
+        self._it = iter(batches)
+        self.index = jax.process_index() if index is None else index
+        self.count = jax.process_count() if count is None else count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._it)
+        if self.count == 1:
+            return batch
+
+        def rows(x):
+            x = np.asarray(x)
+            if x.ndim == 0 or x.shape[0] % self.count:
+                raise ValueError(
+                    f"global batch of {x.shape[:1]} rows does not split evenly over "
+                    f"{self.count} processes; make the batch size a multiple of {self.count}"
+                )
+            size = x.shape[0] // self.count
+            return x[self.index * size : (self.index + 1) * size]
+
+        return jax.tree_util.tree_map(rows, batch)
+
+    @property
+    def resumable(self) -> bool:
+        return hasattr(self._it, "get_state") and hasattr(self._it, "set_state")
+
+    def get_state(self):
+        return self._it.get_state()
+
+    def set_state(self, state) -> None:
+        self._it.set_state(state)
