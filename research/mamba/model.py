@@ -110,6 +110,8 @@ def run_curriculum(config, workdir: str, *, run) -> dict:
     cur = config.curriculum
     if not cur.num_steps:
         return run(config, workdir)
+    if cur.seq_len <= 0:
+        raise ValueError(f"config.curriculum.seq_len must be > 0 with num_steps, got {cur.seq_len}")
     first = config.copy_and_resolve_references()
     first.data.options.seq_len = int(cur.seq_len)
     first.data.test_lengths = (int(cur.seq_len),)

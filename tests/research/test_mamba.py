@@ -44,6 +44,8 @@ def test_configs_and_errors():
     c.curriculum.num_steps = 10
     with pytest.raises(ValueError, match="two chained runs"):
         mamba.build(c)
+    with pytest.raises(ValueError, match="curriculum.seq_len must be > 0"):
+        mamba.run_curriculum(c, "unused", run=None)
 
 
 def test_induction_test_sets_are_long_and_fit_the_devices():
