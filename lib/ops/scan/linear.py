@@ -248,7 +248,7 @@ def linear_recurrence(
     method = resolve_method(method, length, complex_input=complex_input)
     work = _upcast(jnp.zeros((), out_dtype)).dtype
     a = jnp.broadcast_to(a, b.shape).astype(work)
-    b = b.astype(work)
+    b = jnp.asarray(b, work)
     h0 = jnp.zeros((b.shape[0], *b.shape[2:]), work) if h0 is None else h0.astype(work)
     cut = segment_cut(segment_ids, reset, length=length, reverse=reverse)
     if length == 0:
