@@ -115,7 +115,7 @@ def test_a_bad_config_arg_is_one_clean_line(config_file):
 
 
 def test_every_project_config_field_can_be_overridden():
-    """Each leaf of each project's default config goes through `--config.key=<its value>`
+    """Each leaf of each project's config (default and smoke) goes through `--config.key=<value>`
     (config_flags rejects lists and untyped None; the configs use tuples and placeholders)."""
     import glob
 
@@ -123,10 +123,14 @@ def test_every_project_config_field_can_be_overridden():
     for path in sorted(glob.glob(os.path.join(root, "research/*/configs/*.py"))):
         if path.endswith("__init__.py"):
             continue
-        config = load_config(path)
-        leaves = _leaves(config)
-        assert leaves, path
-        load_config(path, [f"{k}={_as_text(v)}" for k, v in leaves])
+        for spec in (path, path + ":smoke"):
+            try:
+                config = load_config(spec)
+            except ValueError:  # a config without a smoke variant
+                continue
+            leaves = _leaves(config)
+            assert leaves, spec
+            load_config(spec, [f"{k}={_as_text(v)}" for k, v in leaves])
 
 
 def _leaves(config, prefix=""):
