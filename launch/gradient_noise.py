@@ -4,28 +4,24 @@ python -m launch.gradient_noise --config=research/gradient_noise/configs/default
     [--workdir=DIR]                                  (20-layer ReLU net from a poor init)
 python -m launch.gradient_noise --config=research/gradient_noise/configs/multiplication.py[:smoke]
     [--workdir=DIR]                                  (binary multiplication, Neural GPU)
+One model as a run: python -m launch.train --config=research/gradient_noise/configs/<c>.py
 """
 
 from launch._common import main
-from launch._report import report
 
 
 def run(c, workdir=None) -> dict:
-    """Run the config's experiment over seeds; returns table name -> rows."""
-    from research.gradient_noise.experiment import Restarts, noise_sweep
-    from research.gradient_noise.multiplication import multiplication_sweep
+    """The config's restart sweep through `lib.train.fit` (outputs under
+    `workdir/<variant>/seed<s>/`); returns table name -> rows."""
+    from lib.train.fit import fit_study
+    from research.gradient_noise import experiment
 
-    cfg = c.to_dict()
-    experiment = cfg.pop("experiment", "deep_mlp")
-    restarts = Restarts.pop_from(cfg)
-    if experiment == "multiplication":
-        cfg["etas"] = list(cfg["etas"])
-        results = {"multiplication": multiplication_sweep(**cfg, restarts=restarts)}
-    else:
-        cfg["grid"] = {k: list(v) for k, v in cfg["grid"].items()}
-        results = {"noise_sweep": noise_sweep(**cfg, restarts=restarts)}
-    report(results, workdir)
-    return results
+    kind = c.model.kind
+    table = experiment.multiplication_table if kind == "neural_gpu" else experiment.sweep_table
+    name = "multiplication" if kind == "neural_gpu" else "noise_sweep"
+    rows = fit_study(workdir, experiment.variants(c), experiment.seeds(c),
+                     log_every=c.train.log_every, tables=lambda rows: {name: table(c, rows)})  # fmt: skip
+    return {"runs": rows, name: table(c, rows)}
 
 
 if __name__ == "__main__":

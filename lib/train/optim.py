@@ -56,11 +56,13 @@ def make_optimizer(opt_cfg, num_steps: int | None = None) -> optax.GradientTrans
       opt_cfg: a config section with `name` (one of adamw, adam, sgd, momentum, lamb, lion,
         adafactor, rmsprop), `learning_rate`, `schedule` (constant, cosine, warmup_cosine,
         linear, warmup_constant), `warmup_steps`, `weight_decay`, `grad_clip_norm` (0/None: off)
-        and optionally `b1`, `b2`, `eps`, `momentum`.
+        and optionally `b1`, `b2`, `eps`, `momentum`, and `gradient_noise_eta` /
+        `gradient_noise_gamma` (annealed Gaussian gradient noise, `lib.train.noise`; 0: off).
       num_steps: the run length (horizon of decaying schedules when `decay_steps` is unset).
 
     Returns:
-      An optax `GradientTransformation`; clipping (global norm) is applied first.
+      An optax `GradientTransformation`; clipping (global norm) is applied first, then the
+      gradient noise (so the clip never shrinks the noise), then the optimizer.
     """
     get = _getter(opt_cfg)
     name = get("name", "adamw")
@@ -87,10 +89,42 @@ def make_optimizer(opt_cfg, num_steps: int | None = None) -> optax.GradientTrans
         raise ValueError(f"unknown optimizer {name!r}; expected one of {list(_OPTIMIZERS)}")
     if wd and name in ("adam", "sgd", "momentum", "rmsprop"):
         tx = optax.chain(optax.add_decayed_weights(wd), tx)
+    noise_eta = float(get("gradient_noise_eta", 0.0) or 0.0)
+    if noise_eta:
+        gamma = float(get("gradient_noise_gamma", 0.55))
+        tx = optax.chain(_checkpointable_noise(noise_eta, gamma), tx)
     clip = get("grad_clip_norm", None)
     if clip:
         tx = optax.chain(optax.clip_by_global_norm(float(clip)), tx)
     return tx
+
+
+def _checkpointable_noise(eta: float, gamma: float) -> optax.GradientTransformation:
+    """`lib.train.noise.annealed_gradient_noise` whose state keeps its PRNG key as raw uint32
+    key data: optax holds a typed key, which a checkpoint restores with another shape. (A
+    typed key put into the state, e.g. by `reseed_noise`, is used and kept as it is.)"""
+    import jax
+
+    from lib.train.noise import annealed_gradient_noise
+
+    inner = annealed_gradient_noise(eta, gamma, 0)
+
+    def typed(key):
+        return jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+    def init(params):
+        state = inner.init(params)
+        return state._replace(rng_key=jax.random.key_data(state.rng_key))
+
+    def update(updates, state, params=None):
+        raw = not typed(state.rng_key)
+        key = jax.random.wrap_key_data(state.rng_key) if raw else state.rng_key
+        updates, state = inner.update(updates, state._replace(rng_key=key), params)
+        return updates, state._replace(
+            rng_key=jax.random.key_data(state.rng_key) if raw else state.rng_key
+        )
+
+    return optax.GradientTransformation(init, update)
 
 
 def _getter(cfg):

@@ -1,49 +1,16 @@
-"""Success rate of a 20-layer ReLU net trained by plain SGD, with and without annealed gradient
-noise (Neelakantan et al. 2015), over many seeds. Called by `launch/gradient_noise.py`.
+"""The restart sweeps of Neelakantan et al. 2015 (Adding Gradient Noise...): which models and
+noise levels train from which seeds, and the success counts over restarts.
 
-`Restarts` and `restart_summary` are shared with the binary-multiplication experiment
-(`multiplication.py`): both count successes over random restarts.
+A 20-layer ReLU net trained by plain SGD from a poor init (`configs/default.py`), and a small
+Neural GPU on binary multiplication (`configs/multiplication.py`), each with and without
+annealed gradient noise. `launch/gradient_noise.py` trains the variants through
+`lib.train.fit.fit_study` (every noise level through one compiled fit, its restarts vmapped).
 """
 
-import dataclasses
-
+import jax.numpy as jnp
 import numpy as np
-import optax
 
-from lib.train.fit import make_fit, run_seeds, softmax_cross_entropy
-from lib.train.noise import with_gradient_noise
-from research.gradient_noise.model import DeepReLUNet
-from research.self_normalizing.data import load_arrays
-
-
-@dataclasses.dataclass(frozen=True)
-class Restarts:
-    """Optimisation and restart settings of a noise sweep (see configs/).
-
-    Attributes:
-      gamma: annealing exponent of the noise variance `eta / (1 + t)^gamma`.
-      steps, batch_size, learning_rate: the optimiser's run.
-      clip_norm: global-norm gradient clipping before the noise (None: none).
-      seeds: restarts per setting.
-      success_accuracy: a restart succeeds when its accuracy reaches this.
-      first_seed: restarts use seeds `first_seed, ..., first_seed + seeds - 1` (to add restarts
-        to an earlier run).
-    """
-
-    gamma: float
-    steps: int
-    batch_size: int
-    learning_rate: float
-    clip_norm: float | None
-    seeds: int
-    success_accuracy: float
-    first_seed: int = 0
-
-    @classmethod
-    def pop_from(cls, cfg: dict) -> "Restarts":
-        """Take this class's fields out of a flat config dict (the rest stays in `cfg`)."""
-        fields = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{k: cfg.pop(k) for k in fields if k in cfg})
+from research.gradient_noise.model import load_data, make_study_fit
 
 
 def restart_summary(accuracy, final_loss, success_accuracy: float, name: str) -> dict:
@@ -65,38 +32,70 @@ def restart_summary(accuracy, final_loss, success_accuracy: float, name: str) ->
     }
 
 
-def noise_sweep(
-    dataset: str, grid, depth: int, width: int, init_std: float, restarts: Restarts
-) -> list[dict]:
-    """Train every (init, eta) pair of `grid` from `restarts.seeds` seeds; `eta = 0` is plain SGD.
+def seeds(config) -> range:
+    """The restarts: seeds `first_seed, ..., first_seed + seeds - 1` of `config.study`."""
+    return range(config.study.first_seed, config.study.first_seed + config.study.seeds)
 
-    Args:
-      grid: `{init_scheme: [eta, ...]}`.
-      depth, width, init_std: the `DeepReLUNet`.
-      restarts: SGD and success settings.
 
-    Returns:
-      One row per (init, eta): success rate (test accuracy >= `success_accuracy`), mean, best
-      and std of test accuracy, and the number of diverged (non-finite loss) runs.
-    """
-    r = restarts
-    x_tr, y_tr, x_te, y_te, k = load_arrays(dataset, seed=0)
-    rows = []
-    for init, etas in grid.items():
-        model = DeepReLUNet(k, depth, width, init, init_std)
-        for eta in etas:
-            tx = with_gradient_noise(
-                optax.sgd(r.learning_rate), float(eta), r.gamma, key=0, clip_norm=r.clip_norm
-            )
-            fit = make_fit(model, tx, softmax_cross_entropy, steps=r.steps, batch_size=r.batch_size)
-            res = run_seeds(
-                fit,
-                range(r.first_seed, r.first_seed + r.seeds),
-                (x_tr, y_tr, x_te, y_te),
-                vectorize=True,
-            )
-            acc = [x["test_accuracy"] for x in res]
-            loss = [x["final_loss"] for x in res]
-            summary = restart_summary(acc, loss, r.success_accuracy, "test_acc")
-            rows.append({"dataset": dataset, "init": init, "eta": float(eta), **summary})
-    return rows
+def variants(config) -> list:
+    """One `lib.train.fit.Variant` per (init, eta) of `config.study.grid` (the deep net) or per
+    eta of `config.study.etas` (the Neural GPU); `eta = 0` is no noise."""
+    from lib.train.fit import Variant
+
+    splits = load_data(config)
+    if config.model.kind == "neural_gpu":
+        fit = make_study_fit(config, splits)
+        return [Variant(f"eta{eta:g}", fit, splits, {"eta": jnp.float32(eta)}, {"eta": eta})
+                for eta in config.study.etas]  # fmt: skip
+    out = []
+    for init, etas in config.study.grid.items():
+        c = config.copy_and_resolve_references()
+        c.model.init_scheme = init
+        fit = make_study_fit(c, splits)  # one compile per init, shared by its noise levels
+        out += [Variant(f"{init}_eta{eta:g}", fit, splits, {"eta": jnp.float32(eta)},
+                        {"init": init, "eta": float(eta)}) for eta in etas]  # fmt: skip
+    return out
+
+
+def _groups(rows, keys):
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return groups
+
+
+def sweep_table(config, rows: list[dict]) -> list[dict]:
+    """The deep net's table: per (init, eta) the success rate (test accuracy >=
+    `success_accuracy`), mean / best / std of test accuracy and the diverged restarts."""
+    out = []
+    for (init, eta), group in _groups(rows, ("init", "eta")).items():
+        acc = [r["test_accuracy"] for r in group]
+        loss = [r["final_loss"] for r in group]
+        out.append({"dataset": config.data.name, "init": init, "eta": eta,
+                    **restart_summary(acc, loss, config.study.success_accuracy, "test_acc")})  # fmt: skip
+    return out
+
+
+def multiplication_table(config, rows: list[dict]) -> list[dict]:
+    """The Neural GPU's table: per eta, successes on the held-out (validation) pairs and on
+    the training pairs (whole-tape accuracy >= `success_accuracy`), mean / best accuracies,
+    the test (longer operands) success rate, and each restart's validation accuracy."""
+    ok = config.study.success_accuracy
+    out = []
+    for (eta,), group in _groups(rows, ("eta",)).items():
+        val = np.array([r["validation_sequence_accuracy"] for r in group])
+        train = np.array([r["train_sequence_accuracy"] for r in group])
+        test = np.array([r["test_sequence_accuracy"] for r in group])
+        out.append({
+            "eta": float(eta),
+            **restart_summary(val, [r["final_loss"] for r in group], ok, "val_seq_acc"),
+            "val_cell_acc_mean": float(np.mean([r["validation_cell_accuracy"] for r in group])),
+            "train_seq_acc_mean": float(train.mean()),
+            "train_seq_acc_best": float(train.max()),
+            "train_successes": int(np.sum(train >= ok)),
+            "test_success_rate": float(np.mean(test >= ok)),
+            "test_seq_acc_mean": float(test.mean()),
+            "test_seq_acc_best": float(test.max()),
+            "per_seed_val_seq_acc": [round(float(v), 3) for v in val],
+        })  # fmt: skip
+    return out

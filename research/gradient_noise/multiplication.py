@@ -5,10 +5,10 @@ The paper trains Neural GPUs (Kaiser & Sutskever 2016) on binary multiplication 
 random restarts and counts the accurate models: annealed gradient noise doubles that count. Here
 a small Neural GPU (a stack of convolutional GRUs applied once per tape cell, weights shared over
 steps) reads the question `a * b` from a tape and writes the product, least-significant bit
-first, onto the same tape. All restarts of one setting train at once (one vmapped, jitted
-`lax.scan`), so a seed sweep is one compile.
+first, onto the same tape. The restarts train through `lib.train.fit` (all restarts of a noise
+level vmapped; every level through the same compiled scan, `eta` being a traced argument).
 
-Data: `lib.data` `algorithmic_multiplication`; the question tokens (before SEP) become the input
+Data: `lib.data` `algorithmic_multiplication`, generated in memory; the question tokens (before SEP) become the input
 tape and the answer tokens + EOS the target tape, both padded with PAD to the tape width.
 """
 
@@ -18,10 +18,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-
-from lib.train.noise import reseed_noise
-from research.gradient_noise.experiment import Restarts, restart_summary
 
 
 class TapeConv(nn.Module):
@@ -150,28 +146,24 @@ def tapes_from_sequences(inputs_NxL, targets_NxL, mask_NxL, width: int | None = 
     return tape, target
 
 
-def load_tapes(train_max_len: int, test_max_len: int, num_train: int, num_test: int, seed=0):
-    """Prepare (if needed, with these options) and read `algorithmic_multiplication` as tapes.
+def generate_tapes(train_max_len: int, test_max_len: int, num_train: int, num_test: int,
+                   seed: int = 0) -> dict:
+    """`algorithmic_multiplication` generated in memory (the examples `python -m lib.data
+    prepare algorithmic_multiplication` with these options would store) as tapes.
 
-    Returns `{split: (tape, target)}` for "train", "validation" (operands of 1..train_max_len
-    bits) and "test" (train_max_len+1..test_max_len bits)."""
-    import lib.data
+    Returns `{split: (tape, target)}` for "train", "validation" (operands of
+    1..train_max_len bits) and "test" (train_max_len+1..test_max_len bits)."""
+    from lib.data.algorithmic import AlgorithmicMultiplication
 
-    name = "algorithmic_multiplication"
-    kwargs = dict(
+    builder = AlgorithmicMultiplication(
         min_len=1, train_max_len=train_max_len, test_max_len=test_max_len, reverse_answer=True,
         num_train=num_train, num_validation=num_test, num_test=num_test, seed=seed,
     )  # fmt: skip
-    prepared = lib.data.registry.is_prepared(name)
-    if not prepared or any(
-        lib.data.info(name).get("config", {}).get(k) != v for k, v in kwargs.items()
-    ):
-        lib.data.prepare(name, overwrite=prepared, **kwargs)
     out = {}
-    for split in ("train", "validation", "test"):
-        n = lib.data.info(name)["splits"][split]
-        batch = next(iter(lib.data.load(name, split, batch_size=n, shuffle=False, num_epochs=1)))
-        out[split] = tapes_from_sequences(batch["inputs"], batch["targets"], batch["mask"])
+    for split, examples in builder._splits().items():  # in order: the splits share a filter
+        exs = [ex for _, ex in examples]
+        stacked = {k: np.stack([e[k] for e in exs]) for k in ("inputs", "targets", "mask")}
+        out[split] = tapes_from_sequences(stacked["inputs"], stacked["targets"], stacked["mask"])
     return out
 
 
@@ -180,97 +172,9 @@ def sequence_accuracy(logits_BxWxV, target_BxW):
     return jnp.mean(jnp.all(jnp.argmax(logits_BxWxV, -1) == target_BxW, axis=-1))
 
 
-def noisy_adam(eta, r: Restarts) -> optax.GradientTransformation:
-    """`[clip] -> annealed noise N(0, eta / (1 + t)^gamma) -> Adam`, with `eta` a (traced)
-    array, so one compiled run serves every noise level; `eta = 0` adds exactly zero.
-    (`lib.train.noise.with_gradient_noise` is the same chain for a Python-float `eta`; it drops
-    the noise stage at 0, which would need a compile per level.)"""
-    parts = [] if r.clip_norm is None else [optax.clip_by_global_norm(r.clip_norm)]
-    return optax.chain(*parts, optax.add_noise(eta, r.gamma, 0), optax.adam(r.learning_rate))
-
-
-def make_fit(model: NeuralGPU, r: Restarts):
-    """A jitted `fit(key, eta, train, validation, test) -> dict` (each split a `(tape, target)`
-    pair): init, `r.steps` minibatch updates of `noisy_adam(eta)` (cross-entropy over all tape
-    cells), then the per-cell and whole-tape accuracies on each split (train included) and the
-    training-loss curve."""
-
-    def loss_of(params, tape, target):
-        logits = model.apply({"params": params}, tape)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
-
-    def fit(key, eta, train, validation, test):
-        k_init, k_data, k_noise = jax.random.split(key, 3)
-        tx = noisy_adam(eta, r)
-        params = model.init(k_init, train[0][:2])["params"]
-        opt_state = reseed_noise(tx.init(params), k_noise)
-        n = train[0].shape[0]
-
-        def step(carry, i):
-            params, opt_state = carry
-            idx = jax.random.randint(jax.random.fold_in(k_data, i), (r.batch_size,), 0, n)
-            loss, g = jax.value_and_grad(loss_of)(params, train[0][idx], train[1][idx])
-            upd, opt_state = tx.update(g, opt_state, params)
-            return (optax.apply_updates(params, upd), opt_state), loss
-
-        (params, _), losses = jax.lax.scan(step, (params, opt_state), jnp.arange(r.steps))
-        out = {"loss": losses}
-        for name, (tape, target) in (("train", train), ("validation", validation), ("test", test)):
-            logits = model.apply({"params": params}, tape)
-            out[f"{name}_sequence_accuracy"] = sequence_accuracy(logits, target)
-            out[f"{name}_cell_accuracy"] = jnp.mean(jnp.argmax(logits, -1) == target)
-        return out
-
-    return jax.jit(fit)
-
-
-def multiplication_sweep(
-    etas,
-    train_max_len: int,
-    test_max_len: int,
-    num_train: int,
-    num_test: int,
-    channels: int,
-    layers: int,
-    step_ratio: float,
-    restarts: Restarts,
-) -> list[dict]:
-    """Train `restarts.seeds` restarts per noise variance `eta` (0 = no noise) with Adam, all
-    levels and seeds in one vmapped, jitted run (seed s starts from the same init at every
-    level). One row per eta: success rate (validation whole-tape accuracy >=
-    `success_accuracy`), the same on the longer test operands, mean/best accuracies and the
-    number of diverged runs."""
-    r = restarts
-    data = load_tapes(train_max_len, test_max_len, num_train, num_test)
-    data = {k: tuple(jnp.asarray(a) for a in v) for k, v in data.items()}
-    from lib.data.algorithmic import DIGIT0
-
-    # Tokens: PAD, SEP, EOS, PLUS, TIMES, then the binary digits 0 and 1.
-    model = NeuralGPU(DIGIT0 + 2, channels=channels, layers=layers, step_ratio=step_ratio)
-    grid_eta = jnp.repeat(jnp.asarray(etas, jnp.float32), r.seeds)
-    keys = jax.vmap(jax.random.key)(jnp.tile(r.first_seed + jnp.arange(r.seeds), len(etas)))
-    fit = jax.vmap(make_fit(model, r), in_axes=(0, 0, None, None, None))
-    res = jax.jit(fit)(keys, grid_eta, data["train"], data["validation"], data["test"])
-    res = jax.tree.map(lambda a: np.asarray(a).reshape(len(etas), r.seeds, *a.shape[1:]), res)
-    rows = []
-    for i, eta in enumerate(etas):
-        one = {k: v[i] for k, v in res.items()}
-        val, test = one["validation_sequence_accuracy"], one["test_sequence_accuracy"]
-        final_loss = one["loss"][:, -max(r.steps // 10, 1) :].mean(1)
-        rows.append(
-            {
-                "eta": float(eta),
-                **restart_summary(val, final_loss, r.success_accuracy, "val_seq_acc"),
-                "val_cell_acc_mean": float(one["validation_cell_accuracy"].mean()),
-                "train_seq_acc_mean": float(one["train_sequence_accuracy"].mean()),
-                "train_seq_acc_best": float(one["train_sequence_accuracy"].max()),
-                "train_successes": int(
-                    np.sum(one["train_sequence_accuracy"] >= r.success_accuracy)
-                ),
-                "test_success_rate": float(np.mean(test >= r.success_accuracy)),
-                "test_seq_acc_mean": float(test.mean()),
-                "test_seq_acc_best": float(test.max()),
-                "per_seed_val_seq_acc": [round(float(v), 3) for v in val],
-            }
-        )
-    return rows
+def tape_metrics(logits_BxWxV, target_BxW) -> dict:
+    """`sequence_accuracy` (whole tapes right) and `cell_accuracy` (cells right)."""
+    return {
+        "sequence_accuracy": sequence_accuracy(logits_BxWxV, target_BxW),
+        "cell_accuracy": jnp.mean(jnp.argmax(logits_BxWxV, -1) == target_BxW),
+    }

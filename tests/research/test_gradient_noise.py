@@ -33,13 +33,27 @@ def test_simple_init_signal_vanishes_over_20_layers():
         DeepReLUNet(10, 2, 4, "bogus").init(jax.random.key(0), x)
 
 
-def test_smoke_launch():
-    from launch.gradient_noise import run
+def test_smoke_launch_and_run(tmp_path):
+    """The restart sweep through lib.train.fit (per-seed outputs, results.json), and one noisy
+    net as a run through launch.train (the noise from `optimizer.gradient_noise_eta`, kept in
+    the checkpoint: a second call resumes at the end)."""
+    from launch.gradient_noise import run as sweep
+    from launch.train import run
     from research.gradient_noise.configs.default import get_config
 
-    rows = run(get_config("smoke"))["noise_sweep"]
+    c = get_config("smoke")
+    rows = sweep(c, str(tmp_path / "sweep"))["noise_sweep"]
     assert [r["eta"] for r in rows] == [0.0, 0.01]
     assert all(np.isfinite(r["test_acc_mean"]) for r in rows)
+    for name in ("metrics.jsonl", "curves.png", "final_metrics.json"):
+        assert (tmp_path / "sweep" / "simple_eta0.01" / "seed1" / name).exists(), name
+    assert (tmp_path / "sweep" / "results.json").exists()
+    c.optimizer.gradient_noise_eta = 0.01
+    r = run(c, str(tmp_path / "run"))
+    for name in ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert r["step"] == 20 and 0.0 <= r["test_accuracy"] <= 1.0
+    assert run(c, str(tmp_path / "run"))["step"] == 20
 
 
 def test_noise_moves_zero_init_weights_plain_sgd_never_does():
@@ -123,6 +137,21 @@ def test_multiplication_smoke_launch():
     from launch.gradient_noise import run
     from research.gradient_noise.configs.multiplication import get_config
 
-    rows = run(get_config("smoke"))["multiplication"]
+    rows = run(get_config("smoke"), None)["multiplication"]
     assert [r["eta"] for r in rows] == [0.0, 0.01]
     assert all(0.0 <= r["val_seq_acc_mean"] <= 1.0 and r["diverged"] == 0 for r in rows)
+
+
+def test_noise_enters_make_optimizer_after_the_clip():
+    """`optimizer.gradient_noise_eta` chains clip -> noise -> optimizer: a zero gradient
+    becomes N(0, eta) noise at step 0 (not clipped away by a tiny clip norm)."""
+    import ml_collections
+
+    from lib.train.optim import make_optimizer
+
+    cfg = ml_collections.ConfigDict(dict(name="sgd", learning_rate=1.0, schedule="constant",
+                                         grad_clip_norm=1e-6, gradient_noise_eta=0.25))  # fmt: skip
+    tx = make_optimizer(cfg, 10)
+    params = {"w": jnp.zeros(20_000)}
+    updates, _ = tx.update({"w": jnp.zeros(20_000)}, tx.init(params), params)
+    assert float(jnp.std(updates["w"])) == pytest.approx(0.5, rel=0.03)
