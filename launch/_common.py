@@ -13,7 +13,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 from absl import app, flags, logging
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,13 +40,6 @@ def describe_configs(project: str | None = None, root: Path = REPO) -> str:
         if about_arg:
             lines.append(f"    arg: {about_arg[0]}")
     return "\n".join(lines)
-
-
-class _NoAliases(yaml.Dumper):
-    """YAML without `&id001` anchors, for values the config happens to share."""
-
-    def ignore_aliases(self, data):
-        return True
 
 
 def _parse_or_usage(argv):
@@ -106,7 +98,7 @@ def main(
         if config.value is None:
             raise app.UsageError("--config is required (--list shows the config files)")
         if dry_run.value:
-            print(yaml.dump(config.value.to_dict(), Dumper=_NoAliases), end="")
+            print(config.value.to_json_best_effort(indent=2, sort_keys=True))
             return None
         if workdir_required and not workdir.value:
             raise app.UsageError("--workdir is required (it holds checkpoints and results)")
