@@ -10,7 +10,8 @@ Modules (import them directly, e.g. `from lib.train.loop import train_and_evalua
 - `checkpoint`: `Checkpointer` (orbax CheckpointManager: keep N, resume, fall back), `StopSignal`.
 - `sharding`: `make_mesh(data=-1, fsdp=1)`, `batch_sharding`, `state_shardings`,
   `maybe_initialize_distributed`.
-- `config`: `base_config()`, `load_config("path.py:arg", overrides)`, `steps_from_epochs`.
+- `config`: `base_config()`, `load_config("path.py:arg", overrides)` (the launchers' parser:
+  `define_config_flag`, `parse_flags`), `parse_arg` (a config file's `arg`), `steps_from_epochs`.
 - `metrics`: `MetricsWriter`, `read_metrics`, `plot_curves`.
 - `fit`: `make_fit` (a whole in-memory training run as one jitted scan) and `run_seeds`
   (looped or vmapped over seeds): seed studies on small data sets.
