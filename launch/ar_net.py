@@ -1,30 +1,29 @@
 """Launch the AR-Net experiments (Triebe et al. 2019); see research/ar_net/README.md.
 
 python -m launch.ar_net --config=research/ar_net/configs/default.py[:smoke] [--workdir=DIR]
+One model as a run: python -m launch.train --config=research/ar_net/configs/default.py
 """
 
 from launch._common import main
-from launch._report import report
 
 
 def run(c, workdir=None) -> dict:
-    """Run all three experiments of config `c`; returns table name -> rows."""
+    """The fit-time table, then recovery and order selection through `lib.train.fit` (every
+    setting's processes at once, outputs under `workdir/<setting>/seed<s>/`); returns table
+    name -> rows."""
+    from lib.train.fit import fit_study
     from research.ar_net import experiment
-    from research.ar_net.model import FitConfig
 
-    fit = FitConfig(**c.fit.to_dict())
-    results = {
-        "recovery": experiment.recovery(c.recovery_orders, c.seeds, c.length, fit, "l1"),
-        "recovery_near_unit_root": experiment.recovery(
-            c.hard_orders, c.seeds, c.length, fit, "roots"
-        ),
-        "order_selection": experiment.order_selection(
-            c.true_p, c.model_p, c.sparsities, c.seeds, c.length, fit, c.order_tol, c.min_abs
-        ),
-        "fit_time": experiment.fit_time(c.timing_orders, c.timing_true_p, c.length, fit),
-    }
-    report(results, workdir)
-    return results
+    timing = experiment.fit_time(c)
+    out = {}
+
+    def tables(rows):
+        out.update(experiment.tables(c, rows), fit_time=timing)
+        return out
+
+    rows = fit_study(workdir, experiment.variants(c), range(c.study.seeds), keep_variables=True,
+                     log_every=c.train.log_every, tables=tables)  # fmt: skip
+    return {"runs": [{k: v for k, v in r.items() if k != "variables"} for r in rows], **out}
 
 
 if __name__ == "__main__":

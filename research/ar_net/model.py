@@ -8,19 +8,17 @@ order, the surplus weights go to zero:
     R(w) = 1/p * sum_i ( 2 / (1 + exp(-c1 * |w_i|^(1/c2))) - 1 ),   c1 = c2 = 3,
     loss = mean (y_t - w . x_t)^2 + lambda * R(w).
 
-`fit_ar_net` is the project's own short loop (a `lax.scan` over minibatch steps, jitted once),
-because the claim compares a whole fit, coefficients and time, against least squares.
+One model trains as a run (`build`, `lib.train.loop`); the studies fit many processes at once
+in memory (`make_study_fit`, `lib.train.fit`), and `fit_ar_net` times one compiled fit, because
+the claim compares a whole fit, coefficients and time, against least squares.
 """
 
-import functools
 import time
-from dataclasses import dataclass
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from research.ar_net.data import lagged_windows
 
@@ -64,95 +62,100 @@ def sparsity_penalty(w: jax.Array, c1: float = 3.0, c2: float = 3.0) -> jax.Arra
     return jnp.mean(2.0 * jax.nn.sigmoid(c1 * mag) - 1.0)
 
 
-@dataclass(frozen=True)
-class FitConfig:
-    """Settings of `fit_ar_net` (plain values; configs/*.py build it from a ConfigDict).
+def sparsity_loss(model_cfg, num_steps: int):
+    """`extra_loss(params, step)` for `lib.train.fit` / `lib.train.arrays`: `lambda_t R(w)`,
+    `lambda_t = model_cfg.sparsity * min(1, step / warm)` ramping up over the first
+    `model_cfg.sparsity_warmup` fraction of `num_steps` (None when `sparsity` is 0)."""
+    if not model_cfg.sparsity:
+        return None
+    warm = max(int(model_cfg.sparsity_warmup * num_steps), 1)
 
-    Attributes:
-      steps: minibatch updates.
-      batch_size: windows per update.
-      learning_rate: Adam's peak step size (cosine-decayed to 1% over `steps`).
-      sparsity: `lambda`, the weight of `R(w)`; 0 turns the regulariser off.
-      sparsity_warmup: fraction of `steps` over which `lambda` ramps linearly from 0.
-      seed: init and minibatch seed.
-    """
+    def extra(params, step):
+        lam = model_cfg.sparsity * jnp.minimum(1.0, step / warm)
+        return lam * sparsity_penalty(params["out"]["kernel"])
 
-    steps: int = 3000
-    batch_size: int = 1024
-    learning_rate: float = 3e-3
-    sparsity: float = 0.0
-    sparsity_warmup: float = 0.5
-    seed: int = 0
+    return extra
 
 
-def _make_fit(model: ARNet, cfg: FitConfig, n: int, p: int):
-    """A jitted `(X, target) -> (params, loss_curve)` for fixed shapes."""
-    sched = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.01)
-    tx = optax.adam(sched)
-    warm = max(int(cfg.sparsity_warmup * cfg.steps), 1)
-
-    def loss_fn(params, x, t, step):
-        mse = jnp.mean((model.apply(params, x) - t) ** 2)
-        lam = cfg.sparsity * jnp.minimum(1.0, step / warm)
-        w = jax.tree.leaves(params["params"]["out"]["kernel"])[0]
-        return mse + lam * sparsity_penalty(w), mse
-
-    @jax.jit
-    def fit(X, target):
-        key = jax.random.key(cfg.seed)
-        params = model.init(key, X[:1])
-        opt_state = tx.init(params)
-
-        def step(carry, i):
-            params, opt_state = carry
-            idx = jax.random.randint(jax.random.fold_in(key, i), (cfg.batch_size,), 0, n)
-            (_, mse), g = jax.value_and_grad(loss_fn, has_aux=True)(params, X[idx], target[idx], i)
-            upd, opt_state = tx.update(g, opt_state, params)
-            return (optax.apply_updates(params, upd), opt_state), mse
-
-        (params, _), mses = jax.lax.scan(step, (params, opt_state), jnp.arange(cfg.steps))
-        return params, mses
-
-    return fit
+def make_model(model_cfg) -> ARNet:
+    return ARNet(tuple(model_cfg.hidden), model_cfg.use_bias)
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_fit(hidden: tuple, use_bias: bool, cfg: FitConfig, n: int, p: int):
-    """Compile the fit once per (model, config, shapes); later fits of the same shapes reuse it."""
-    fit = _make_fit(ARNet(hidden, use_bias), cfg, n, p)
-    spec = jax.ShapeDtypeStruct((n, p), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.float32)
-    return fit.lower(*spec).compile()
+def make_study_fit(config):
+    """The in-memory fit (`lib.train.fit`) of `config`'s AR-Net and recipe: the optimizer of
+    `config.optimizer` (Adam, cosine decay to 1%), minibatch MSE plus the ramped sparsity
+    penalty, `config.train.num_steps` steps of `config.data.batch_size` windows."""
+    from lib.train.fit import make_fit, mean_squared_error
+    from lib.train.optim import make_optimizer
+
+    steps = config.train.num_steps
+    return make_fit(make_model(config.model), make_optimizer(config.optimizer, steps),
+                    mean_squared_error, steps=steps, batch_size=config.data.batch_size,
+                    extra_loss=sparsity_loss(config.model, steps), metrics=None,
+                    train_flag=False)  # fmt: skip
 
 
-def fit_ar_net(
-    y: np.ndarray, p: int, cfg: FitConfig = FitConfig(), *, model: ARNet | None = None
-) -> dict:
-    """Fit AR-Net of order `p` to the series `y` by minibatch Adam.
-
-    Args:
-      y: series `[n]`.
-      p: number of lags (model order).
-      cfg: `FitConfig`.
-      model: an `ARNet`; the linear one by default.
+def fit_ar_net(y: np.ndarray, config, seed: int = 0) -> dict:
+    """Fit `config`'s AR-Net of order `config.model.p` to one series `y` (`make_study_fit`).
 
     Returns:
-      dict with `params`, `coeffs` (`[p]` numpy, linear model only, else None), `loss_curve`
-      (`[steps]` minibatch MSE), `fit_seconds` (compiled run, excludes compilation) and
-      `compile_seconds` (0 when an earlier fit of the same shapes was already compiled).
+      dict with `coeffs` (`[p]` numpy, linear model only, else None), `loss_curve`
+      (`[steps]`), `fit_seconds` (the compiled run, compilation excluded) and
+      `compile_seconds`.
     """
-    model = ARNet() if model is None else model
-    X, target = lagged_windows(y, p)
-    X, target = jnp.asarray(X, jnp.float32), jnp.asarray(target, jnp.float32)
+    X, target = lagged_windows(y, config.model.p)
+    splits = {"train": (jnp.asarray(X, jnp.float32), jnp.asarray(target, jnp.float32))}
+    fit = make_study_fit(config)
+    key = jax.random.key(seed)
     t0 = time.perf_counter()
-    compiled = _compiled_fit(model.hidden, model.use_bias, cfg, X.shape[0], p)
+    compiled = jax.jit(fit.run).lower(key, splits).compile()
     t1 = time.perf_counter()
-    params, curve = jax.block_until_ready(compiled(X, target))
+    result = jax.block_until_ready(compiled(key, splits))
     t2 = time.perf_counter()
-    coeffs = np.asarray(ar_coefficients(params)) if not model.hidden else None
+    params = result["variables"]
+    coeffs = np.asarray(ar_coefficients(params)) if not config.model.hidden else None
+    return dict(coeffs=coeffs, loss_curve=np.asarray(result["loss"]), fit_seconds=t2 - t1,
+                compile_seconds=t1 - t0)  # fmt: skip
+
+
+def make_process(data_cfg, seed: int):
+    """`(w, y)`: coefficients of order `data_cfg.true_p` drawn with `seed` (sampler
+    `data_cfg.kind`, smallest magnitude `data_cfg.min_abs`) and a series of
+    `data_cfg.length` samples from it (innovations seeded `10_000 + seed`)."""
+    from research.ar_net.data import generate_ar_process, random_stable_coeffs
+
+    w = random_stable_coeffs(data_cfg.true_p, seed, kind=data_cfg.kind, min_abs=data_cfg.min_abs)
+    return w, generate_ar_process(w, data_cfg.length, seed=10_000 + seed)
+
+
+def build(config) -> dict:
+    """One AR-Net of order `config.model.p` on a generated AR(`config.data.true_p`) process
+    (`config.data.process_seed`) for `lib.train.loop.train_and_evaluate`: minibatches of lag
+    windows drawn with replacement, the sparsity penalty ramped by the batch's step, a fresh
+    stretch of the same process (a fifth of the length) as the test split, and at the end the
+    coefficients' sTPE against the truth and the estimated order (`test_stpe`,
+    `test_estimated_order`)."""
+    from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+    from lib.train.fit import mean_squared_error
+    from research.ar_net.data import estimated_order, generate_ar_process, stpe
+
+    d, p = config.data, config.model.p
+    w, y = make_process(d, d.process_seed)
+    y_test = generate_ar_process(w, max(d.length // 5, p + 1), seed=20_000 + d.process_seed)
+    steps = config.train.num_steps
+
+    def on_end(state, workdir):
+        if config.model.hidden:
+            return {}
+        coeffs = np.asarray(jax.device_get(state.params["out"]["kernel"][:, 0]))
+        return {"test_stpe": stpe(coeffs, w), "test_estimated_order": estimated_order(coeffs)}
+
     return dict(
-        params=params,
-        coeffs=coeffs,
-        loss_curve=np.asarray(curve),
-        fit_seconds=t2 - t1,
-        compile_seconds=t1 - t0,
-    )
+        model=make_model(config.model),
+        loss_fn=array_loss(mean_squared_error, metrics=None, train_flag=False,
+                           extra_loss=sparsity_loss(config.model, steps)),
+        train_data=ArrayBatches(*lagged_windows(y, p), d.batch_size, config.seed, with_step=True),
+        eval_data=None,
+        test_data=eval_batches(*lagged_windows(y_test, p)),
+        on_end=on_end,
+    )  # fmt: skip

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from research.ar_net import data as D
-from research.ar_net.model import ARNet, FitConfig, fit_ar_net, sparsity_penalty
+from research.ar_net.configs.default import get_config
+from research.ar_net.model import ARNet, fit_ar_net, sparsity_penalty
 
 
 def test_generated_process_follows_its_recursion():
@@ -61,14 +62,31 @@ def test_linear_arnet_is_a_dot_product():
     np.testing.assert_allclose(model.apply(params, lags), lags @ w, rtol=1e-5)
 
 
-def test_smoke_launch():
+def test_smoke_launch(tmp_path):
+    """The studies through lib.train.fit (per-process outputs, results.json with every table)."""
     from launch.ar_net import run
-    from research.ar_net.configs.default import get_config
+
+    results = run(get_config("smoke"), str(tmp_path))
+    assert {"recovery", "recovery_near_unit_root", "order_selection", "fit_time"} <= set(results)
+    assert all(np.isfinite(r["ar_net_stpe"]) for r in results["recovery"])
+    for name in ("metrics.jsonl", "curves.png", "final_metrics.json"):
+        assert (tmp_path / "order_lambda0.3" / "seed0" / name).exists(), name
+    assert (tmp_path / "results.json").exists()
+
+
+def test_smoke_run_with_sparsity_resumes(tmp_path):
+    """One AR-Net with p overestimated and the ramped regulariser as a run through
+    launch.train (the penalty's step comes with the batch): the run's outputs, the fitted
+    coefficients' sTPE, and a second call resumes at the end."""
+    from launch.train import run
 
     c = get_config("smoke")
-    results = run(c)
-    assert set(results) == {"recovery", "recovery_near_unit_root", "order_selection", "fit_time"}
-    assert all(np.isfinite(r["ar_net_stpe"]) for r in results["recovery"])
+    c.model.update(p=6, sparsity=0.3)
+    r = run(c, str(tmp_path))
+    for name in ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json"):
+        assert (tmp_path / name).exists(), name
+    assert r["step"] == 100 and 0.0 <= r["test_stpe"] <= 100.0 and "train_extra_loss" in r
+    assert run(c, str(tmp_path))["step"] == 100
 
 
 @pytest.mark.slow
@@ -78,12 +96,13 @@ def test_claim_recovery_and_order_selection():
     true order and has a lower error than least squares of order 20."""
     w = D.random_stable_coeffs(3, 7, min_abs=0.1)
     y = D.generate_ar_process(w, 5000, seed=17)
-    fit = FitConfig(steps=3000)
-    err_net = D.stpe(fit_ar_net(y, 3, fit)["coeffs"], w)
+    c = get_config()
+    err_net = D.stpe(fit_ar_net(y, c)["coeffs"], w)
     err_ols = D.stpe(D.fit_least_squares(y, 3), w)
     assert err_net < err_ols + 1.5 and err_net < 5.0, (err_net, err_ols)
 
-    sparse = fit_ar_net(y, 20, FitConfig(steps=3000, sparsity=0.3))["coeffs"]
+    c.model.update(p=20, sparsity=0.3)
+    sparse = fit_ar_net(y, c)["coeffs"]
     ols20 = D.fit_least_squares(y, 20)
     assert D.estimated_order(sparse, tol=0.05) == 3
     assert D.stpe(sparse, w) < D.stpe(ols20, w), (D.stpe(sparse, w), D.stpe(ols20, w))
