@@ -16,12 +16,12 @@ time grows more slowly with p. Near-unit-root processes ("roots") do not converg
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: `arg` = "smoke" for a seconds-long run, else None/"" for the full run."""
-    smoke = arg == "smoke"
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = base_config()
     c.project = "ar_net"
     # Linear AR-Net (no hidden layer: its weights are the AR coefficients); sparsity: the
