@@ -119,7 +119,8 @@ def retention(
             lambda: (lambda oS: (oS[0].astype(q.dtype), oS[1]))(parallel()), recurrence,
             q, k, v, initial_state,
         )  # fmt: skip
-    else:
+    else:  # length 0 ("parallel" included): gla's rule, empty outputs and the initial state
+        method = "ref" if method == "parallel" else method
         o, S = gla(q, k, v, g, scale=scale, initial_state=initial_state, return_final_state=True,
                    chunk_size=chunk_size, method=method)  # fmt: skip
     return (o, S) if return_final_state else o

@@ -161,6 +161,7 @@ def _scan_cell(cell, carry, x, w_ih, b, method, dtype):
 def lstm_step(state, x_t, w_ih, w_hh, b=None, **acts):
     """Streaming LSTM: `(state, x_t: [b, d_in]) -> (state, h_t: [b, h])`; `acts` are
     `lstm_cell`'s keywords (`gate_fn`, `cell_fn`, `out_fn`, `carry_fn`)."""
+    check_floats(x_t=x_t, w_ih=w_ih, w_hh=w_hh, b=b)
     dtype = state.h.dtype
     xw = x_t.astype(dtype) @ w_ih.astype(dtype)
     if b is not None:
@@ -171,6 +172,7 @@ def lstm_step(state, x_t, w_ih, w_hh, b=None, **acts):
 def gru_step(h, x_t, w_ih, w_hh, b_ih=None, b_hh=None, **acts):
     """Streaming GRU: `(h: [b, h], x_t: [b, d_in]) -> (h, h_t)`; `acts` are `gru_cell`'s
     keywords (`gate_fn`, `cell_fn`, `carry_fn`)."""
+    check_floats(h=h, x_t=x_t, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     xw = x_t.astype(h.dtype) @ w_ih.astype(h.dtype)
     if b_ih is not None:
         xw = xw + b_ih.astype(h.dtype)

@@ -298,6 +298,7 @@ def linear_recurrence_step(state: RecurrenceState, a_t, b_t, reset_t=None):
       a_t, b_t: this step's decay and input, [B, *F] (a_t broadcastable).
       reset_t: optional [B] bools; True drops the previous state (a new sequence starts).
     """
+    check_floats(complex_ok=True, a_t=a_t, b_t=b_t)
     h_prev = state.h
     if reset_t is not None:
         a_t = jnp.where(reset_t.reshape((-1,) + (1,) * (h_prev.ndim - 1)), 0, a_t)

@@ -18,7 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib.ops._checks import check_floats, check_method, check_rank, check_shape, finite_or
+from lib.ops._checks import (
+    check_float,
+    check_floats,
+    check_method,
+    check_rank,
+    check_shape,
+    finite_or,
+)
 from lib.ops.scan.linear import linear_recurrence, segment_cut
 from lib.ops.scan.linear import resolve_method as scan_resolve
 
@@ -256,6 +263,8 @@ def _mimo(u, lam_bar, b_bar, C, D, h0, segment_ids, method, return_final_state):
 
 
 def _check_mimo(u, B, C, p):
+    check_float("u", u)
+    check_floats(complex_ok=True, B=B, C=C)
     check_rank("u", u, 3)
     h = u.shape[2]
     check_shape("B", B, (p, h))
@@ -382,6 +391,7 @@ def ssm_rglru(
     Returns:
       h [b, l, d] in x's dtype; and the final state [b, d] float32 when asked.
     """
+    check_floats(x=x, gate_a=gate_a, gate_x=gate_x, a_param=a_param, initial_state=initial_state)
     check_rank("x", x, 3)
     check_shape("gate_a", gate_a, x.shape)
     check_shape("gate_x", gate_x, x.shape)

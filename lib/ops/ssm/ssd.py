@@ -245,6 +245,7 @@ def ssd_step(state: SSDState, x_t, dt_t, A, B_t, C_t, D=None, *, dt_bias=None, d
       x_t: [b, heads, p];  dt_t: [b, heads];  B_t, C_t: [b, groups, n];  A, D, dt_bias as
         in `ssd`.
     """
+    check_floats(x_t=x_t, dt_t=dt_t, A=A, B_t=B_t, C_t=C_t, D=D)
     xdt, log_a, Bh, Ch = _prepare(
         x_t[:, None], dt_t[:, None], A, B_t[:, None], C_t[:, None], dt_bias, dt_softplus, None
     )
