@@ -74,9 +74,11 @@ def test_flagfile_and_command_line_overrides_combine(tmp_path):
 
 def test_tuple_fields_are_overridden_from_the_command_line():
     """AR-Net's order and sparsity lists were `list`s that config_flags refuses to set."""
-    result = launch("ar_net", f"--config={AR_NET}", "--config.sparsities=(0.1, 0.3)", "--dry_run")
+    result = launch(
+        "ar_net", f"--config={AR_NET}", "--config.study.sparsities=(0.1, 0.3)", "--dry_run"
+    )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["sparsities"] == [0.1, 0.3]
+    assert json.loads(result.stdout)["study"]["sparsities"] == [0.1, 0.3]
 
 
 def test_unknown_key_names_the_nearest_one():
@@ -102,7 +104,7 @@ def test_missing_workdir_and_unknown_flag_are_usage_errors():
 def test_a_successful_run_exits_0():
     """`app.run` used to hand `run`'s results dict to `sys.exit`: status 1 after success."""
     result = launch(
-        "ar_net", f"--config={AR_NET}", "--config.fit.steps=10", "--config.length=300",
+        "ar_net", f"--config={AR_NET}", "--config.train.num_steps=10", "--config.data.length=300",
         timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
