@@ -316,6 +316,16 @@ def puzzle_splits(config) -> tuple[dict, dict, int]:
     return splits[0], splits[1], int(meta["vocab_size"])
 
 
+def padded(split: dict, multiple: int) -> dict:
+    """`split` with `weight` (1 per example) and, so that it shards over `multiple` devices,
+    copies of its first example of weight 0 appended."""
+    n = len(split["inputs"])
+    pad = -n % multiple
+    out = {k: np.concatenate([v, np.repeat(v[:1], pad, 0)]) for k, v in split.items()}
+    out["weight"] = np.concatenate([np.ones(n), np.zeros(pad)]).astype(np.float32)
+    return out
+
+
 def loss_fn(params, batch, rng, *, model, train):
     """One segment from the zero state: `segment_loss` (training uses the deep-supervision
     step of `research.hrm.steps` instead)."""
@@ -329,7 +339,7 @@ def build(config) -> dict:
     keyword arguments of `lib.train.loop.train_and_evaluate`, with HRM's deep-supervision
     train step and ACT evaluation (`research.hrm.steps`). Training batches are epochs of fresh
     permutations of the training puzzles; the test puzzles are evaluated at the end in one
-    batch (`test_cell_accuracy`, `test_exact_accuracy`, `test_act_exact_accuracy`,
+    batch, padded to a multiple of the device count (`test_cell_accuracy`, `test_exact_accuracy`, `test_act_exact_accuracy`,
     `test_act_mean_segments`); `on_end` adds `num_params`."""
     from lib.data.arrays import EpochBatches
     from lib.train.state import num_params
@@ -349,9 +359,7 @@ def build(config) -> dict:
         "model": model,
         "loss_fn": loss_fn,
         "train_data": EpochBatches(train, config.data.batch_size, seed=config.seed),
-        "test_data": lambda: EpochBatches(
-            test, len(test["inputs"]), shuffle=False, num_epochs=1, drop_remainder=False
-        ),
+        "test_data": lambda: iter([padded(test, jax.device_count())]),
         "make_train_step": make_deep_supervision_step(
             segments, float(m.q_weight), q_continue, bool(m.train_halting), float(m.explore_prob)
         ),

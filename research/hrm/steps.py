@@ -136,8 +136,9 @@ def make_act_eval_step(segments: int, q_continue: bool = False):
     eval_step(state, batch)` with `cell_accuracy` (masked cells right after M segments, over
     this batch's masked cells), `exact_accuracy` (puzzles whose masked cells are all right),
     `act_exact_accuracy` (the same for the answer at each example's halting segment),
-    `act_mean_segments` and `count` (examples). With several eval batches the loop weights
-    each batch's means by its examples."""
+    `act_mean_segments` and `count` (examples). A batch may hold `weight` [b] (0 for padding
+    examples, which then count nowhere). With several eval batches the loop weights each
+    batch's means by its examples."""
 
     def factory(model, loss_fn):
         del loss_fn
@@ -157,15 +158,18 @@ def make_act_eval_step(segments: int, q_continue: bool = False):
                 stop = fresh & (p_halt > 0.5)
                 used = jnp.where(stop, m + 1.0, used)
                 halted = halted | stop
+            w = batch.get("weight", jnp.ones(b, jnp.float32))
+            count = jnp.maximum(jnp.sum(w), 1.0)
             right = ((pred == targets) | (mask == 0)).all(-1)
             act_right = ((act_pred == targets) | (mask == 0)).all(-1)
-            cells = jnp.sum((pred == targets) * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+            cell_mask = mask * w[:, None]
+            cells = jnp.sum((pred == targets) * cell_mask) / jnp.maximum(jnp.sum(cell_mask), 1.0)
             return state, {
                 "cell_accuracy": cells,
-                "exact_accuracy": jnp.mean(right.astype(jnp.float32)),
-                "act_exact_accuracy": jnp.mean(act_right.astype(jnp.float32)),
-                "act_mean_segments": jnp.mean(used),
-                "count": jnp.asarray(b, jnp.float32),
+                "exact_accuracy": jnp.sum(right * w) / count,
+                "act_exact_accuracy": jnp.sum(act_right * w) / count,
+                "act_mean_segments": jnp.sum(used * w) / count,
+                "count": jnp.sum(w),
             }
 
         return eval_step

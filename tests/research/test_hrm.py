@@ -255,3 +255,31 @@ def test_study_variants_decay_over_each_kinds_updates():
     one = get_config("sudoku,transformer")
     one.train.num_steps = 40  # the config's own reference follows num_steps
     assert one.optimizer.decay_steps == 40 and get_config("maze,hrm").optimizer.decay_steps == 600
+
+
+def test_act_eval_ignores_padding_examples():
+    """The ACT eval step on a split padded to 8 examples (weight 0 on the 3 copies) reports
+    the metrics of the 5 real puzzles: padding shards evaluation, it never counts."""
+    from lib.train.state import TrainState
+    from research.hrm.model import padded
+    from research.hrm.steps import make_act_eval_step
+
+    rng = np.random.default_rng(0)
+    split = {
+        "inputs": rng.integers(0, 5, (5, 6)).astype(np.int32),
+        "targets": rng.integers(1, 5, (5, 6)).astype(np.int32),
+        "mask": (rng.random((5, 6)) < 0.7).astype(np.float32),
+    }
+    split["inputs"][0] = split["targets"][0]  # some cells right after training-free guessing
+    model = HRM(5, dim=8, num_heads=2, h_depth=1, l_depth=1, cycles=1, l_steps=1)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), split["inputs"])["params"]
+    step = jax.jit(make_act_eval_step(2)(model, None))
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=(), rng=None)
+    _, want = step(state, split)
+    big = padded(split, 8)
+    assert big["inputs"].shape[0] == 8 and big["weight"].tolist() == [1] * 5 + [0] * 3
+    big["targets"][5:] = 0  # padding that would change every metric if it counted
+    _, got = step(state, big)
+    for k in want:
+        np.testing.assert_allclose(float(got[k]), float(want[k]), rtol=1e-6, err_msg=k)
+    assert float(got["count"]) == 5.0
