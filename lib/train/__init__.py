@@ -8,8 +8,9 @@ Modules (import them directly, e.g. `from lib.train.loop import train_and_evalua
 - `loop`: `train_and_evaluate(config, workdir, *, model, loss_fn, train_data, ...)`, `Trainer`,
   `make_train_step`, `make_eval_step`.
 - `checkpoint`: `Checkpointer` (orbax CheckpointManager: keep N, resume, fall back), `StopSignal`.
+- `workdir`: `check_config` (a workdir's `config.json` vs the run's config; `train.start_over`).
 - `sharding`: `make_mesh(data=-1, fsdp=1)`, `batch_sharding`, `state_shardings`,
-  `maybe_initialize_distributed`.
+  `maybe_initialize_distributed`, `ProcessRows` (each host's rows of a global batch stream).
 - `config`: `base_config()`, `load_config("path.py:arg", overrides)` (the launchers' parser:
   `define_config_flag`, `parse_flags`), `parse_arg` (a config file's `arg`), `steps_from_epochs`.
 - `metrics`: `MetricsWriter`, `read_metrics`, `plot_curves`.
