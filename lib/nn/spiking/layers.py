@@ -11,6 +11,7 @@ and `step(state, x_t) -> (state, y_t)`, as in the mixer protocol (`lib.nn.regist
 `lib.nn.spiking.mixer` gives any registered sequence mixer spiking activations.
 """
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,7 +46,7 @@ class LIFNeuron(nn.Module):
     def _beta(self, neurons):
         if not self.learn_beta:
             return self.beta
-        logit = float(jnp.log(self.beta / (1.0 - self.beta)))
+        logit = math.log(self.beta / (1.0 - self.beta))  # a Python float, also under jit
         w = self.param("decay_logit", nn.initializers.constant(logit), neurons, self.param_dtype)
         return nn.sigmoid(w.astype(jnp.float32))
 
