@@ -14,8 +14,10 @@ Modules (import them directly, e.g. `from lib.train.loop import train_and_evalua
 - `config`: `base_config()`, `load_config("path.py:arg", overrides)` (the launchers' parser:
   `define_config_flag`, `parse_flags`), `parse_arg` (a config file's `arg`), `steps_from_epochs`.
 - `metrics`: `MetricsWriter`, `read_metrics`, `plot_curves`.
-- `fit`: `make_fit` (a whole in-memory training run as one jitted scan) and `run_seeds`
-  (looped or vmapped over seeds): seed studies on small data sets.
+- `fit`: `make_fit` (a whole in-memory training run as one jitted scan), `run_seeds` (looped
+  or vmapped over seeds, scanned in chunks with a progress bar, per-seed `metrics.jsonl`,
+  TensorBoard, `curves.png`) and `fit_study` (variants x seeds, results.json): seed studies.
+- `arrays`: `ArrayBatches`, `eval_batches`, `array_loss`: in-memory arrays on the run path.
 - `study`: `run_study` (config variants x seeds, each a run of the loop, one results table).
 In-memory data sets trained by epochs: `lib.data.arrays.EpochBatches` and `load_arrays`.
 """
