@@ -146,8 +146,9 @@ def tapes_from_sequences(inputs_NxL, targets_NxL, mask_NxL, width: int | None = 
     return tape, target
 
 
-def generate_tapes(train_max_len: int, test_max_len: int, num_train: int, num_test: int,
-                   seed: int = 0) -> dict:
+def generate_tapes(
+    train_max_len: int, test_max_len: int, num_train: int, num_test: int, seed: int = 0
+) -> dict:
     """`algorithmic_multiplication` generated in memory (the examples `python -m lib.data
     prepare algorithmic_multiplication` with these options would store) as tapes.
 
