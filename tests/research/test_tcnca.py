@@ -133,7 +133,8 @@ def test_claim_tcn_carries_memory_across_attention_chunks(tmp_path):
     # carries context past the attention chunk. Copying memory (`lib.data` `copying`): 5
     # symbols of 8 (chance 12.5%), recalled 9 positions later; chunks of 4, so attention alone
     # cannot see the symbol, while 4 TCN layers (receptive field 15) can. Measured with the
-    # old trainer: TCN 100%, attention alone 13.6%, MEGA's EMA in place of the TCN 36.9% (not
+    # old trainer: TCN 100%, attention alone 13.6% (through the shared path: 100%, 10.2%),
+    # MEGA's EMA in place of the TCN 36.9% (not
     # asserted: its FFT model compiles slowly). With 3 TCN layers, lag 7 and 100 steps the TCN
     # had not learned.
     acc = {}
