@@ -4,6 +4,7 @@ python -m launch.vir --config=research/vir/configs/{digits,mnist}.py[:smoke] --w
 (`mnist.py:matched`: parameter-matched (ViR dim, ViT dim) pairs, see the config). Each model
 is one run of `launch.train` in `DIR/<variant>`; `DIR/results.json` and `results.md` hold the
 table. One model alone: `python -m launch.train --config=... --config.model.name=vit`.
+Memory and speed vs resolution (forward only): `--config.study.memory=True`.
 """
 
 from launch._common import main
@@ -25,9 +26,18 @@ def variants(c) -> list[tuple[str, dict]]:
 
 def run(c, workdir: str) -> list[dict]:
     """Train every variant (at every seed of `c.study.seeds`, or the config's seed) through
-    `launch.train.run`; returns the study's rows."""
+    `launch.train.run`; returns the study's rows. With `c.study.memory`, instead measure the
+    compiled memory and forward time vs image size (`research.vir.memory.table`) into
+    `DIR/results.json`."""
     from launch.train import run as train_run
-    from lib.train.study import run_study
+    from lib.train.study import report, run_study
+
+    if c.study.memory:
+        from research.vir.memory import table
+
+        rows = table()
+        report({"memory": rows}, workdir)
+        return rows
 
     seeds = [int(s) for s in c.study.seeds] or None
     return run_study(

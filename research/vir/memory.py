@@ -48,6 +48,6 @@ def table(sizes=(8, 16, 32), batch=2, dim=32, depth=1, heads=2) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from launch._report import markdown_table
+    from lib.train.study import markdown_table
 
     print(markdown_table(table()))

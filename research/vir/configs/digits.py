@@ -39,8 +39,10 @@ def get_config(arg: str | None = None):
     c.train.checkpoint_every = 0  # only at the end (and on SIGTERM)
     # Studies (launch/vir.py): the models trained, or (ViR dim, ViT dim) pairs of about equal
     # parameter count (`matched_dims`, set by configs/mnist.py:matched), at `seeds` (empty:
-    # `config.seed`).
-    c.study = ml_collections.ConfigDict({"models": ("vir", "vit"), "matched_dims": (), "seeds": ()})
+    # `config.seed`). `memory`: measure memory and time vs image size instead (memory.py).
+    c.study = ml_collections.ConfigDict(
+        {"models": ("vir", "vit"), "matched_dims": (), "seeds": (), "memory": False}
+    )
     if smoke:
         c.model.dim, c.model.depth, c.model.num_heads = 16, 1, 2
         c.data.epochs, c.data.batch_size = 3, 32
