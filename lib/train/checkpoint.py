@@ -12,6 +12,7 @@ never saved, and a write that fails stops the run with the last complete step na
 """
 
 import base64
+import json
 import os
 import shutil
 import signal
@@ -92,6 +93,8 @@ class Checkpointer:
                 "not saving them as a checkpoint"
             )
         extra = {"step": int(step), "data_state": encode_data_state(data_state)}
+        if jax.process_count() > 1:  # orbax writes process 0's JSON: keep every process's
+            extra["data_states"] = _gather_json(extra["data_state"])
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state), extra=ocp.args.JsonSave(extra)
         )
@@ -140,7 +143,11 @@ class Checkpointer:
                 restored = self.manager.restore(step, args=args)
                 state = restored["state"]
                 extra = restored["extra"]
-                return state, decode_data_state(extra.get("data_state")), int(extra["step"])
+                data_state = extra.get("data_state")
+                per_process = extra.get("data_states")
+                if per_process is not None and len(per_process) == jax.process_count():
+                    data_state = per_process[jax.process_index()]
+                return state, decode_data_state(data_state), int(extra["step"])
             except Exception as e:  # noqa: BLE001  (any failure to read means: try the previous)
                 moved = self._move_aside(step)
                 warnings.warn(
@@ -243,6 +250,18 @@ def _leaf_shapes(tree) -> dict:
                            for p in path)  # fmt: skip
             out[key] = tuple(leaf.shape)
     return out
+
+
+def _gather_json(value) -> list:
+    """Every process's JSON-safe `value`, in process order (a collective: all must call it)."""
+    from jax.experimental import multihost_utils
+
+    raw = np.frombuffer(json.dumps(value).encode(), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([raw.size]))).reshape(-1)
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: raw.size] = raw
+    rows = np.asarray(multihost_utils.process_allgather(padded))
+    return [json.loads(bytes(row[:n]).decode()) for row, n in zip(rows, sizes.tolist())]
 
 
 def fresh_path(path: str) -> str:

@@ -4,6 +4,7 @@ process with 8 devices: the losses are equal, both write one checkpoint together
 of both resumes from it.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -100,6 +101,9 @@ def test_two_processes_train_like_one_and_resume_together(tmp_path, data_dir):
     outs = _launch(two, 4, data_dir, cache, processes=2)
     assert "starting at step 0 of 4" in outs[0], outs[0][-2000:]  # process 0 reports
     assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["4"]  # one, written by both
+    with open(os.path.join(two, "checkpoints", "4", "extra", "metadata")) as f:
+        extra = json.load(f)  # each process's data position (here the same global one)
+    assert extra["data_states"] == [extra["data_state"]] * 2
     outs = _launch(two, 6, data_dir, cache, processes=2)  # a restart of both
     assert "resuming at step 4 of 6" in outs[0], outs[0][-2000:]
     # Process 1 resumed with it: otherwise the two would run different numbers of steps, and
