@@ -4,8 +4,9 @@ overrides, `ml_collections.config_flags`), `--workdir`, `--dry_run`, `--list`, a
 A launcher calls `main(run, ...)` under `if __name__ == "__main__":`; the flags are defined
 there, not at import, so tests and other scripts can import several launchers' `run` functions
 in one process. `run(config, workdir)` trains; its return value is not the exit status: a run
-that returns exits 0, an exception exits 1 (a data set that is not prepared prints the prepare
-command, no traceback), and a bad command line prints one line and the usage, exit 1.
+that returns exits 0, an exception exits 1 (a data set that is not prepared, a config that
+differs from the workdir's, a checkpoint that does not fit or cannot be written print their
+message without a traceback), and a bad command line prints one line and the usage, exit 1.
 """
 
 import ast
@@ -104,11 +105,17 @@ def main(
             raise app.UsageError("--workdir is required (it holds checkpoints and results)")
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+        from lib.data.registry import DatasetNotPreparedError
+        from lib.train.checkpoint import CheckpointMismatchError, CheckpointWriteError
+        from lib.train.workdir import ConfigChangedError
+
         try:
             run(config.value, workdir.value)
-        except FileNotFoundError as e:
-            if type(e).__name__ != "DatasetNotPreparedError":
-                raise
+        except (
+            DatasetNotPreparedError, ConfigChangedError, CheckpointMismatchError,
+            CheckpointWriteError,
+        ) as e:  # fmt: skip
+            # errors whose message is the whole story (what is wrong, the way out): no traceback
             print(f"error: {e}", file=sys.stderr)
             return 1
         return None  # app.run exits with main's return value: None is status 0

@@ -150,3 +150,21 @@ def test_every_launcher_uses_the_shared_command_line():
             if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "main"
         ]
         assert len(calls) == 1, name
+
+
+def test_changed_config_in_a_used_workdir_is_one_clear_error(tmp_path):
+    """A workdir whose config.json differs in a model key: exit 1, the key and the way out
+    named, no traceback, and the stored config left as it was."""
+    from lib.train.config import load_config
+    from lib.train.workdir import write_config
+
+    stored = load_config(AR_NET)
+    with stored.unlocked():
+        stored.seed = stored.seed + 7
+    write_config(str(tmp_path), stored)
+    before = (tmp_path / "config.json").read_text()
+    result = launch("train", f"--config={AR_NET}", f"--workdir={tmp_path}", timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "seed" in result.stderr and "start_over" in result.stderr, result.stderr[-2000:]
+    assert (tmp_path / "config.json").read_text() == before
