@@ -219,3 +219,19 @@ def test_nan_propagates_through_fake_quant_and_lif():
     current[0, 2] = np.nan
     spikes = np.asarray(lif(current, beta=0.9))[0, :, 0]
     assert np.isfinite(spikes[:2]).all() and np.isnan(spikes[2:]).all()
+
+
+STATELESS = {
+    "dilated_causal_conv": lambda l: dilated_causal_conv(_f(0, 2, l, 3), _f(1, 3, 3), method="ref"),
+    "tcn": lambda l: tcn(_f(0, 2, l, 3), [_f(1, 2, 3, 3)], method="ref"),
+    "fft_conv": lambda l: fft_conv(_f(0, 2, l, 3), _f(1, 4, 3), method="ref"),
+    "causal_conv1d": lambda l: causal_conv1d(_f(0, 2, l, 3), _f(1, 4, 3)),
+    "causal_attention": lambda l: causal_attention(*(_f(s, 2, l, 1, 3) for s in range(3))),
+    "gru": lambda l: gru(_f(0, 2, l, 3), _f(1, 3, 9), _f(2, 3, 9)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(STATELESS))
+def test_length_zero_and_numpy_inputs_eagerly(op):
+    assert STATELESS[op](0).shape[:2] == (2, 0)
+    assert STATELESS[op](3).shape[:2] == (2, 3)

@@ -162,7 +162,7 @@ def fft_conv(
         x = jnp.concatenate([hist, x], axis=1)
     k_eff = k if hist is not None else k[: u.shape[1]]  # later taps never reach an output
     method = resolve_method(method, k_eff.shape[0])
-    k_eff = k_eff.astype(dtype)
+    k_eff = jnp.asarray(k_eff, dtype)
     if x.shape[1] == 0 or k_eff.shape[0] == 0:
         y = jnp.zeros(x.shape, dtype)
     elif method == "fft":  # the FFT mixes all positions: non-finite inputs take the direct form

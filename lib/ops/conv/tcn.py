@@ -133,7 +133,7 @@ def dilated_causal_conv(
         xs = jnp.concatenate([hist, xs], axis=1)
     form = resolve_method(method, depthwise=w.ndim == 2, length=xs.shape[1])
     fn = _ref if form == "ref" else _conv
-    y = fn(xs, w.astype(dtype), dilation)
+    y = fn(xs, jnp.asarray(w, dtype), dilation)  # (NumPy taps cannot be indexed by a tracer)
     if hist is not None:
         y = y[:, size:]
     y = y.astype(x.dtype)
