@@ -235,3 +235,21 @@ STATELESS = {
 def test_length_zero_and_numpy_inputs_eagerly(op):
     assert STATELESS[op](0).shape[:2] == (2, 0)
     assert STATELESS[op](3).shape[:2] == (2, 3)
+
+
+def test_attention_nonfinite_values_follow_ieee_over_visible_keys():
+    """With inf/-inf/NaN in `v`, each output is the plain float sum over visible keys only."""
+    from lib.ops.attention.softmax import attention_ref, position_mask
+
+    q, k, v = _normal(0, 1, 6, 1, 2), _normal(1, 1, 6, 1, 2), _normal(2, 1, 6, 1, 2)
+    v[0, 2, 0, 0], v[0, 3, 0, 0], v[0, 4, 0, 1] = np.inf, -np.inf, np.nan
+    pos = jnp.arange(6)
+    out = np.asarray(attention_ref(q, k, v, mask=position_mask(pos, pos)))
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k)[0, 0] * 2**-0.5
+    want = np.zeros((6, 2), np.float32)
+    for t in range(6):
+        p = np.exp(logits[t, : t + 1] - logits[t, : t + 1].max())
+        p /= p.sum()
+        with np.errstate(invalid="ignore"):
+            want[t] = (p[:, None] * v[0, : t + 1, 0]).sum(0)
+    np.testing.assert_allclose(out[0, :, 0], want, rtol=1e-5, atol=1e-6)

@@ -7,9 +7,10 @@ Masks are written with absolute positions: query `i` may see key `j` when `j <= 
 - local (sliding-window) attention: `i - j < window` (the window counts the token itself);
 - chunked attention (TCNCA): `i // chunk_size == j // chunk_size`.
 
-Masked keys are removed by selection: the reference sums `probs * v` only over visible keys when
-`v` holds a NaN or inf (a plain matmul would compute `0 * inf = NaN` for keys after the query),
-and the fused forms ("xla", "blocked") route such inputs to it. `causal_attention`,
+Masked keys are removed by selection: when `v` holds a NaN or inf the reference sums the finite
+values by matmul and gives each output the IEEE value of its visible non-finite terms (a plain
+matmul would compute `0 * inf = NaN` for keys after the query; see `_attend`), and the fused
+forms ("xla", "blocked") route such inputs to it. `causal_attention`,
 `local_attention` and `chunked_attention` take `q` and `k` of the same length (self-attention);
 `cached_attention` is the form for queries against a longer key sequence. Length 0 gives empty
 outputs.
@@ -71,16 +72,28 @@ def _empty(q, v):
 
 
 def _attend(probs, v, mask):
-    """`sum_k probs[b,h,q,k] v[b,k,h,:]`; keys outside `mask` are skipped by selection when `v`
-    is not finite (a matmul would give 0 * inf = NaN for them)."""
+    """`sum_k probs[b,h,q,k] v[b,k,h,:]` over the keys `mask` lets each query see.
+
+    With a finite `v` this is one matmul (masked probabilities are exact zeros). A NaN or inf in
+    `v` would make the matmul compute `0 * inf = NaN` for keys after the query, so then the
+    finite part is summed with non-finite values zeroed, and each output takes the IEEE value
+    of its visible non-finite terms, counted by indicator matmuls: NaN if any visible key is
+    NaN (or inf with probability 0) or +inf and -inf meet, else +-inf. Memory stays that of
+    `probs` (no [q, k, d] product is formed)."""
+    f32 = jnp.float32
 
     def matmul():
         return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
 
     def select():
-        terms = probs[..., None] * jnp.moveaxis(v, 1, 2)[:, :, None]  # [b, h, q, k, d]
-        terms = jnp.where(jnp.broadcast_to(mask, probs.shape)[..., None], terms, 0.0)
-        return jnp.moveaxis(jnp.sum(terms, axis=3), 1, 2)
+        vis = jnp.broadcast_to(mask, probs.shape)
+        o = jnp.einsum("bhqk,bkhd->bqhd", probs, jnp.where(jnp.isfinite(v), v, 0.0))
+        count = lambda qk, kd: jnp.einsum("bhqk,bkhd->bqhd", qk.astype(f32), kd.astype(f32))
+        live = vis & (probs > 0)
+        n_pos, n_neg = count(live, v == jnp.inf), count(live, v == -jnp.inf)
+        n_nan = count(vis, jnp.isnan(v)) + count(vis & (probs == 0), jnp.isinf(v))
+        o = jnp.where(n_pos > 0, jnp.inf, jnp.where(n_neg > 0, -jnp.inf, o))
+        return jnp.where((n_nan > 0) | ((n_pos > 0) & (n_neg > 0)), jnp.nan, o)
 
     return matmul() if mask is None else finite_or(matmul, select, v)
 
