@@ -70,9 +70,20 @@ class GatedMLP(nn.Module):
 
 def make_mixer(name, dim, mixer_kwargs=None, *, dtype=None, param_dtype=jnp.float32, **kw):
     """The registered mixer `name` with `dim`, its `mixer_kwargs` and the precision fields
-    (`mixer_kwargs` may set `dtype`/`param_dtype` itself: they win)."""
-    fields = {"dtype": dtype, "param_dtype": param_dtype, **dict(mixer_kwargs or {})}
-    return get_mixer(name)(dim=dim, **fields, **kw)
+    (`mixer_kwargs` may set `dtype`/`param_dtype` itself: they win).
+
+    A mixer class without the precision fields (one registered outside `lib.nn`) is built
+    without them when they have their defaults, and refused otherwise."""
+    cls = get_mixer(name)
+    fields = {}
+    if hasattr(cls, "dtype") and hasattr(cls, "param_dtype"):
+        fields = {"dtype": dtype, "param_dtype": param_dtype}
+    elif dtype is not None or jnp.dtype(param_dtype) != jnp.float32:
+        raise ValueError(
+            f"mixer {name!r} ({cls.__name__}) has no `dtype`/`param_dtype` fields: it cannot "
+            f"run with dtype={dtype}, param_dtype={param_dtype}"
+        )
+    return cls(dim=dim, **{**fields, **dict(mixer_kwargs or {})}, **kw)
 
 
 class PreNormBlock(nn.Module):

@@ -4,6 +4,8 @@ The mixer protocol (every registered module follows it):
 
 - constructor fields include `dim: int` (model width) and optional mixer-specific fields
   with defaults; `method: str = "auto"` where the underlying op has several forms;
+  `dtype` (computation dtype, None by default) and `param_dtype` (float32), as in
+  `lib.nn.precision`: recurrences and states stay float32 whatever `dtype`;
 - `__call__(x_BxLxD, state=None, return_state=False)` returns `y_BxLxD`, or
   `(y_BxLxD, state)` when `return_state=True`; `state` is the recurrent state (or cache)
   to start from, as made by `init_state`;

@@ -224,3 +224,22 @@ def test_dense_helper_follows_module():
     v = jax.eval_shape(M(dtype=BF16).init, jax.random.key(0), x)
     assert jax.eval_shape(M(dtype=BF16).apply, v, x).dtype == BF16
     assert _param_dtypes(v) == {jnp.dtype(jnp.float32)}
+
+
+class _NoPrecision(nn.Module):
+    """A mixer registered without the precision fields (as one outside lib.nn may be)."""
+
+    dim: int
+
+    def __call__(self, x, state=None, return_state=False):
+        return x
+
+
+def test_mixer_without_precision_fields():
+    from lib.nn.blocks import make_mixer
+    from lib.nn.registry import register_mixer
+
+    register_mixer("_test_no_precision")(_NoPrecision)
+    assert isinstance(make_mixer("_test_no_precision", DIM), _NoPrecision)  # defaults: fine
+    with pytest.raises(ValueError, match="no `dtype`/`param_dtype` fields"):
+        make_mixer("_test_no_precision", DIM, dtype=BF16)

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from lib.nn import precision
-from lib.nn.registry import get_mixer, register_mixer
+from lib.nn.blocks import make_mixer
+from lib.nn.registry import register_mixer
 from lib.ops.spiking.core import lif, lif_step
 
 
@@ -56,8 +57,8 @@ class SpikingMixer(nn.Module):
     def setup(self):
         if self.mixer == "spiking":
             raise ValueError("SpikingMixer cannot wrap itself; name an inner mixer")
-        fields = {**precision.precision_kwargs(self), **dict(self.mixer_kwargs or {})}
-        self.inner = get_mixer(self.mixer)(dim=self.dim, **fields)
+        kw = precision.precision_kwargs(self)
+        self.inner = make_mixer(self.mixer, self.dim, self.mixer_kwargs, **kw)
 
     def _lif(self, x, **kw):
         """LIF neurons on `x`, integrating in float32; spikes in the computation dtype."""
