@@ -13,6 +13,7 @@ Hardware: CPU. Expected: both models ~0.93 test accuracy on unseen voices at wid
 README).
 """
 
+from lib.train.config import parse_arg
 from research.lmuformer.configs import psdigits
 
 _OPTIONS = ("smoke", "sweep")
@@ -22,10 +23,8 @@ KEYWORDS_TRAIN = 420  # spoken_keywords_mel's training split (lib/data/README.md
 def get_config(arg: str | None = None):
     """`arg`: comma-separated options from "smoke" (one epoch, tiny model) and "sweep" (both
     models at every width in `study.dims`)."""
-    opts = set((arg or "").split(",")) - {""}
-    if opts - set(_OPTIONS):
-        raise ValueError(f"unknown config arg {arg!r}; expected options from {_OPTIONS}")
-    smoke = "smoke" in opts
+    opts = parse_arg(arg, flags=_OPTIONS)
+    smoke = opts["smoke"]
     c = psdigits.get_config("smoke" if smoke else None)
     c.data.name = "spoken_keywords_mel"
     c.data.train_examples = KEYWORDS_TRAIN
@@ -33,6 +32,6 @@ def get_config(arg: str | None = None):
     c.model.theta = 98.0  # the LMU window spans the whole 1 s utterance (98 frames)
     c.data.epochs = 1 if smoke else 30
     c.data.batch_size = 32
-    if "sweep" in opts:
+    if opts["sweep"]:
         c.study.dims = (8, 16) if smoke else (8, 16, 32, 64)
     return c

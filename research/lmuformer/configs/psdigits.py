@@ -14,7 +14,7 @@ Hardware: CPU. Expected: LMUFormer test accuracy ~0.9, the spiking twin a little
 
 import ml_collections
 
-from lib.train.config import base_config, steps_from_epochs
+from lib.train.config import base_config, parse_arg, steps_from_epochs
 
 DIGITS_TRAIN = 1257  # sklearn digits' training split (lib.data.images.sklearn_digits_splits)
 
@@ -23,8 +23,7 @@ def get_config(arg: str | None = None):
     """`arg`: None (full run) or "smoke" (tiny model, 6 epochs of batch 32 at lr 1e-2: learns in
     seconds; measured 0.63, the spiking twin 0.41; tests/research/test_lmuformer.py asserts the
     twin is > 0.25)."""
-    if arg not in (None, "", "smoke"):
-        raise ValueError(f"unknown config arg {arg!r}; expected None or 'smoke'")
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = base_config()
     c.project = "lmuformer"
     c.model.name = "lmuformer"  # or "spiking_lmuformer", "transformer"
@@ -48,7 +47,7 @@ def get_config(arg: str | None = None):
     c.study = ml_collections.ConfigDict(
         {"models": ("lmuformer", "spiking_lmuformer", "transformer"), "dims": (), "seeds": ()}
     )
-    if arg == "smoke":
+    if smoke:
         c.model.dim, c.model.order = 16, 8
         c.data.epochs, c.data.batch_size, c.optimizer.learning_rate = 6, 32, 1e-2
     return c

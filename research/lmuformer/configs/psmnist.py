@@ -14,14 +14,13 @@ psMNIST (full training set, many epochs). Measured: LMUFormer 0.761, spiking twi
 (firing rate 0.14); see the README.
 """
 
+from lib.train.config import parse_arg
 from research.lmuformer.configs import psdigits
 
 
 def get_config(arg: str | None = None):
     """`arg`: None (the run above) or "smoke" (a tiny model, 256 images, one epoch)."""
-    if arg not in (None, "", "smoke"):
-        raise ValueError(f"unknown config arg {arg!r}; expected None or 'smoke'")
-    smoke = arg == "smoke"
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = psdigits.get_config("smoke" if smoke else None)
     c.data.name = "psmnist"
     c.study.models = ("lmuformer", "spiking_lmuformer")
