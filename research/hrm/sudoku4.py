@@ -83,4 +83,3 @@ def make_split(
             "mask": (x == 0).astype(np.float32),
         }
     return out
-
