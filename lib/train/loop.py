@@ -218,7 +218,8 @@ def train_and_evaluate(
     """
     tc = config.train
     validate_train_config(tc)
-    _named_sets("eval", eval_data), _named_sets("test", test_data)  # bad sets fail before training
+    for _, make_iter in _named_sets("eval", eval_data) + _named_sets("test", test_data):
+        _open_first_batch(make_iter)  # a missing or empty split fails before training, not after
     os.makedirs(workdir, exist_ok=True)
     moved = workdir_lib.check_config(workdir, config, start_over=tc.get("start_over", False))
     train_iter = iter(train_data)
@@ -393,6 +394,20 @@ def _named_sets(kind: str, data) -> list:
                 f"iterator factories; got {name!r}: {type(make_iter).__name__}"
             )
     return [(f"{kind}_{name}", make_iter) for name, make_iter in data.items()]
+
+
+def _open_first_batch(make_iter) -> None:
+    """Open an evaluation set and read its first batch (then drop it): a split that is missing
+    or empty raises here, before any training, instead of after the last step."""
+    iterator = make_iter()
+    try:
+        next(iterator)
+    except StopIteration:
+        raise ValueError("an evaluation set yielded no batches") from None
+    finally:
+        close = getattr(iterator, "close", None)
+        if callable(close):
+            close()
 
 
 def _warm_start(state: TrainState, workdir: str) -> TrainState:

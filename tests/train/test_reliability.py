@@ -191,11 +191,16 @@ CHILD_SCRIPT = textwrap.dedent(
                 os.chmod(ckpt, 0o555)
             return batch
 
-    class NoValidationSplit(tiny.Batches):
-        def __init__(self, *args, **kwargs):
-            raise ValueError("data set copying has no split 'validation'")
+    opened = []
 
-    tiny.Batches = NoValidationSplit if mode == "eval" else tiny.Batches  # eval data fails
+    class FailsAtTheEnd(tiny.Batches):  # opens up front, fails on the final evaluation
+        def __init__(self, *args, **kwargs):
+            opened.append(1)
+            if len(opened) > 1:
+                raise ValueError("the validation split's disk went away")
+            super().__init__(*args, **kwargs)
+
+    tiny.Batches = FailsAtTheEnd if mode == "eval" else tiny.Batches  # eval data fails
     tiny.run(workdir, 12, data=Data(), checkpoint_every=5, evaluate=mode == "eval")
     """
 )
@@ -218,9 +223,33 @@ def test_failed_checkpoint_write_stops_without_hanging(tmp_path):
 
 
 def test_error_after_training_keeps_the_final_checkpoint(tmp_path):
-    """The final evaluation fails (a data copy without its validation split): before the fix
-    the final checkpoint was left uncommitted by the exception."""
+    """The final evaluation fails (its data went away after the up-front check): before the
+    fix the final checkpoint was left uncommitted by the exception."""
     rc, out, workdir = _child(tmp_path, "eval")
-    assert rc != 0 and "has no split 'validation'" in out, out
+    assert rc != 0 and "disk went away" in out, out
     names = os.listdir(os.path.join(workdir, "checkpoints"))
     assert "12" in names and not [n for n in names if "tmp" in n], names
+
+
+def test_a_missing_eval_split_fails_before_any_training(tmp_path):
+    """A validation split that cannot be opened used to surface only after the last step."""
+    from lib.data.registry import DatasetNotPreparedError
+    from lib.train.loop import train_and_evaluate
+
+    def missing_split():
+        raise DatasetNotPreparedError("data set 'copying' has no split(s) ['validation']")
+
+    drawn = []
+
+    class Counting(tiny.Batches):
+        def __next__(self):
+            drawn.append(1)
+            return super().__next__()
+
+    with pytest.raises(DatasetNotPreparedError, match="validation"):
+        train_and_evaluate(
+            tiny.make_config(5), str(tmp_path), model=tiny.TinyLM(8), loss_fn=tiny.loss_fn,
+            train_data=Counting(), eval_data={"main": missing_split},
+        )  # fmt: skip
+    assert drawn == []  # not one training batch was drawn
+    assert not os.path.exists(tmp_path / "checkpoints")
