@@ -18,12 +18,12 @@ eta = 0.01 some seeds escape; eta >= 0.3 diverges at this learning rate (no clip
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: `arg` = "smoke" for a seconds-long run, else None/"" for the full run."""
-    smoke = arg == "smoke"
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = base_config()
     c.project = "gradient_noise"
     c.model = ml_collections.ConfigDict(

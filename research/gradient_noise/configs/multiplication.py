@@ -21,12 +21,12 @@ eta = 0.0001 over seeds 0-19); learned (held-out) 0 everywhere.
 
 import ml_collections
 
-from lib.train.config import base_config
+from lib.train.config import base_config, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Args: `arg` = "smoke" for a seconds-long run, else None/"" for the full run."""
-    smoke = arg == "smoke"
+    smoke = parse_arg(arg, flags=("smoke",))["smoke"]
     c = base_config()
     c.project = "gradient_noise"
     c.model = ml_collections.ConfigDict(
