@@ -1,7 +1,12 @@
 """Mixed-precision training through `lib.train.loop.train_and_evaluate`: with
 `config.train.compute_dtype="bfloat16"` three kinds of mixer (a gated RNN, a linear-attention
 recurrence, softmax attention) train on the tiny next-token task, their loss curves track the
-float32 runs, and the final parameters and optimizer state are float32."""
+float32 runs, and the final parameters and optimizer state are float32.
+
+Cost: six runs (3 mixers x 2 dtypes), compile-bound: about 35 s of CPU time in all (5-8 s a
+run, measured on the 2-core machine at XLA level 0), hence the `slow` mark. Measured losses
+(first -> mean of the last 5, fp32 / bf16): gru 2.78 -> 0.787 / 0.787, retnet 2.99 -> 0.844 /
+0.852, attention 2.64 -> 0.937 / 0.937."""
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +41,7 @@ def _run(mixer, dtype_name, workdir):
     mixer_kwargs = {"max_len": tiny.LENGTH} if mixer == "attention" else None
     model = SequenceModel(
         dim=16, depth=1, mixer=mixer, mixer_kwargs=mixer_kwargs, vocab_size=tiny.VOCAB,
-        mlp_hidden_dim=32, dtype=compute_dtype(config.train.compute_dtype),
+        mlp_hidden_dim=0, dtype=compute_dtype(config.train.compute_dtype),
     )  # fmt: skip
     seen = {}
 
@@ -56,6 +61,7 @@ def _run(mixer, dtype_name, workdir):
     return np.array([r["loss"] for r in rows]), seen["params"], seen["opt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_bfloat16_training_tracks_float32(mixer, tmp_path):
     loss32, _, _ = _run(mixer, "float32", tmp_path / "fp32")
@@ -67,4 +73,4 @@ def test_bfloat16_training_tracks_float32(mixer, tmp_path):
     assert loss16[-5:].mean() < 0.6 * loss16[:3].mean(), loss16
     # and tracks the float32 run, step by step and at the end
     assert np.abs(loss16 - loss32).max() < 0.1 * loss32[0], (loss16, loss32)
-    assert abs(loss16[-5:].mean() - loss32[-5:].mean()) < 0.1 * loss32[-5:].mean()
+    assert abs(loss16[-5:].mean() - loss32[-5:].mean()) < 0.05 * loss32[-5:].mean()
