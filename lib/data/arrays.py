@@ -3,16 +3,22 @@
 Small projects train on sets that fit in memory (sklearn digits, permuted digits, an MNIST
 subset, puzzles generated on the fly). `EpochBatches` serves them to `lib.train.loop` like
 `lib.data.load` serves prepared sets: epochs of fresh permutations drawn from one seeded
-generator (every example once per epoch, the classic recipe; `lib.train.arrays.ArrayBatches`
-instead samples with replacement, as `lib.train.fit` does), and `get_state()` /
-`set_state()` so a resumed run reads the batches an uninterrupted run would have read. `load_arrays` reads a prepared `lib.data` set into memory.
+generator (every example once per epoch, the classic recipe), while `ArrayBatches` samples
+with replacement, fixed by the seed and the step, as `lib.train.fit` does (so a project's run
+and its in-memory seed study draw the same kind of minibatches); both have `get_state()` /
+`set_state()` so a resumed run reads the batches an uninterrupted run would have read.
+`eval_batches` gives the loop finite evaluation batches padded to the device count (padding
+has `weight` 0; `lib.train.losses.array_loss` averages with it). `load_arrays` reads a
+prepared `lib.data` set into memory.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -106,6 +112,76 @@ class EpochBatches:
     def _signature(self) -> dict:
         return {"n": self._n, "batch_size": self._batch_size, "seed": self._seed,
                 "shuffle": self._shuffle, "drop_remainder": self._drop}  # fmt: skip
+
+
+class ArrayBatches:
+    """An endless, resumable iterator of minibatches `{"inputs": x[idx], "targets": y[idx]}`.
+
+    Batch `i` (0-based) draws `batch_size` indices uniformly with replacement from
+    `np.random.default_rng([seed, i])`, so the order depends only on the seed and the position
+    (`get_state` / `set_state` hold the position). With `with_step`, the batch also holds
+    `step: [batch_size]`, the batch's number repeated (for losses that change over training,
+    e.g. a regulariser's warm-up; repeated per example so it shards like the data).
+
+    Args:
+      inputs, targets: arrays with the same first dimension `n`.
+      batch_size: examples per batch.
+      seed: the sampling seed.
+    """
+
+    def __init__(self, inputs, targets, batch_size: int, seed: int = 0, *, with_step=False):
+        self.inputs, self.targets = np.asarray(inputs), np.asarray(targets)
+        if len(self.inputs) != len(self.targets) or len(self.inputs) == 0:
+            raise ValueError(
+                f"inputs ({len(self.inputs)}) and targets ({len(self.targets)}) must be "
+                "non-empty and of the same length"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size, self.seed, self.with_step = batch_size, int(seed), with_step
+        self.position = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        rng = np.random.default_rng([self.seed, self.position])
+        idx = rng.integers(0, len(self.inputs), self.batch_size)
+        batch = {"inputs": self.inputs[idx], "targets": self.targets[idx]}
+        if self.with_step:
+            batch["step"] = np.full(self.batch_size, self.position, np.int32)
+        self.position += 1
+        return batch
+
+    def get_state(self) -> bytes:
+        return json.dumps({"position": self.position, "seed": self.seed}).encode()
+
+    def set_state(self, state) -> None:
+        state = json.loads(state)
+        if state["seed"] != self.seed:
+            raise ValueError(f"iterator state is from seed {state['seed']}, not {self.seed}")
+        self.position = int(state["position"])
+
+
+def eval_batches(inputs, targets, batch_size: int = 0) -> Callable:
+    """A factory of finite iterators over `(inputs, targets)` in order, `batch_size` at a time
+    (0: one batch of everything). A batch is padded to a multiple of the device count (so it
+    shards) with copies of its first example of `weight` 0; real examples have `weight` 1
+    (`array_loss` averages with these weights)."""
+    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    size = batch_size or len(inputs)
+
+    def make():
+        devices = jax.device_count()
+        for i in range(0, len(inputs), size):
+            x, y = inputs[i : i + size], targets[i : i + size]
+            pad = -len(x) % devices
+            weight = np.concatenate([np.ones(len(x)), np.zeros(pad)]).astype(np.float32)
+            x = np.concatenate([x, np.repeat(x[:1], pad, 0)])
+            y = np.concatenate([y, np.repeat(y[:1], pad, 0)])
+            yield {"inputs": x, "targets": y, "weight": weight}
+
+    return make
 
 
 def load_arrays(name: str, split: str, *, limit: int = 0, data_dir=None, target_key="label"):

@@ -6,6 +6,7 @@ over: unmasked tokens, examples), which the loop uses to weight means across eva
 """
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -98,3 +99,68 @@ def mse_loss(predictions, targets, mask=None):
     count = jnp.sum(mask)
     loss = jnp.sum(err * mask) / jnp.maximum(count, 1.0)
     return loss, {"loss": loss, "rmse": jnp.sqrt(loss), "count": count}
+
+
+def array_loss(
+    loss_fn: Callable,
+    *,
+    metrics: Callable | None | str = "accuracy",
+    extra_loss: Callable | None = None,
+    train_flag: bool = True,
+) -> Callable:
+    """The loop's `loss_fn(params, batch, rng, *, model, train, model_state=None)` from a fit's.
+
+    Args:
+      loss_fn: `(outputs, targets) -> scalar` (as given to `lib.train.fit.make_fit`).
+      metrics: `(outputs, targets) -> {name: scalar}` reported with the loss (None: none;
+        "accuracy": `lib.train.fit.accuracy`).
+      extra_loss: `(params, step) -> scalar` added to the loss; `step` is the batch's `step`
+        (`lib.data.arrays.ArrayBatches(with_step=True)`), or, in a batch without one (evaluation), a step
+        past any warm-up (2**30).
+      train_flag: pass `train=` to the model.
+
+    Returns:
+      A loss for `lib.train.loop.train_and_evaluate`. A batch with `weight` (`eval_batches`)
+      is averaged with it, example by example (`loss_fn` and `metrics` must be means over the
+      batch, as they are for `make_fit`). It reports `loss`, `data_loss` (with an
+      `extra_loss`), the metrics and `count`. A model with mutable collections (`batch_stats`)
+      updates them in training.
+    """
+
+    if metrics == "accuracy":
+        from lib.train.fit import accuracy as metrics
+
+    def fn(params, batch, rng, *, model, train, model_state=None):
+        x, y = batch["inputs"], batch["targets"]
+        kw = {"train": train} if train_flag else {}
+        variables = {"params": params, **(model_state or {})}
+        if model_state and train:
+            out, new_state = model.apply(
+                variables, x, rngs={"dropout": rng}, mutable=list(model_state), **kw
+            )
+        else:
+            out, new_state = model.apply(variables, x, rngs={"dropout": rng}, **kw), model_state
+        if "weight" in batch:  # per-example values (the means of one example), weighted
+            w = batch["weight"].astype(jnp.float32)
+            count = jnp.maximum(w.sum(), 1.0)
+
+            def mean_of(f):
+                per = jax.vmap(lambda o, t: f(o[None], t[None]))(out, y)
+                return jax.tree.map(lambda v: jnp.sum(w * v) / count, per)
+
+            loss = mean_of(loss_fn)
+            m = {"count": w.sum(), **(mean_of(metrics) if metrics is not None else {})}
+        else:
+            loss = loss_fn(out, y)
+            m = {"count": jnp.asarray(x.shape[0], jnp.float32)}
+            if metrics is not None:
+                m.update(metrics(out, y))
+        if extra_loss is not None:
+            step = batch["step"][0] if "step" in batch else jnp.int32(2**30)
+            extra = extra_loss(params, step)
+            m.update(data_loss=loss, extra_loss=extra)
+            loss = loss + extra
+        m = {k: jnp.asarray(v, jnp.float32) for k, v in m.items()}
+        return (loss, (m, new_state)) if model_state is not None else (loss, m)
+
+    return fn

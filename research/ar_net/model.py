@@ -63,7 +63,7 @@ def sparsity_penalty(w: jax.Array, c1: float = 3.0, c2: float = 3.0) -> jax.Arra
 
 
 def sparsity_loss(model_cfg, num_steps: int):
-    """`extra_loss(params, step)` for `lib.train.fit` / `lib.train.arrays`: `lambda_t R(w)`,
+    """`extra_loss(params, step)` for `lib.train.fit` / `lib.data.arrays`: `lambda_t R(w)`,
     `lambda_t = model_cfg.sparsity * min(1, step / warm)` ramping up over the first
     `model_cfg.sparsity_warmup` fraction of `num_steps` (None when `sparsity` is 0)."""
     if not model_cfg.sparsity:
@@ -135,8 +135,9 @@ def build(config) -> dict:
     stretch of the same process (a fifth of the length) as the test split, and at the end the
     coefficients' sTPE against the truth and the estimated order (`test_stpe`,
     `test_estimated_order`)."""
-    from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+    from lib.data.arrays import ArrayBatches, eval_batches
     from lib.train.fit import mean_squared_error
+    from lib.train.losses import array_loss
     from research.ar_net.data import estimated_order, generate_ar_process, stpe
 
     d, p = config.data, config.model.p

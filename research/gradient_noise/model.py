@@ -154,8 +154,9 @@ def build(config) -> dict:
     `config.optimizer.gradient_noise_eta` comes with `make_optimizer`): minibatches drawn with
     replacement from the training split, the validation split (multiplication) evaluated as
     `eval`, the test split at the end."""
-    from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+    from lib.data.arrays import ArrayBatches, eval_batches
     from lib.train.fit import softmax_cross_entropy
+    from lib.train.losses import array_loss
 
     splits = load_data(config)
     held_out = {k: eval_batches(*v) for k, v in splits.items() if k != "train"}

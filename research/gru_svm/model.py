@@ -70,7 +70,7 @@ def head_l2(params, l2: float) -> jax.Array:
 
 
 def head_loss(model_cfg):
-    """`(loss_fn, extra_loss)` of `model_cfg.head` for `lib.train.fit` / `lib.train.arrays`:
+    """`(loss_fn, extra_loss)` of `model_cfg.head` for `lib.train.fit` / `lib.data.arrays`:
     softmax cross-entropy and none, or the squared hinge (`C = svm_c`) and the head's
     `svm_l2 / 2 ||W||^2`."""
     from lib.train.fit import softmax_cross_entropy
@@ -106,7 +106,8 @@ def build(config) -> dict:
     """One GRU classifier with `config.model.head` for `lib.train.loop.train_and_evaluate`:
     minibatches drawn with replacement from the training split, the test split evaluated at
     the end (`test_accuracy`)."""
-    from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+    from lib.data.arrays import ArrayBatches, eval_batches
+    from lib.train.losses import array_loss
 
     x_tr, y_tr, x_te, y_te, k = load_sequences(config)
     m = config.model

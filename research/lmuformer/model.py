@@ -22,13 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib.data.arrays import EpochBatches, load_arrays
+from lib.data.arrays import EpochBatches, eval_batches, load_arrays
 from lib.data.images import sklearn_digits_splits
 from lib.nn.attention.mixers import MultiHeadAttention
 from lib.nn.spiking.layers import LIFNeuron
 from lib.nn.ssm.lmu import LMU
-from lib.train.arrays import array_loss, eval_batches
 from lib.train.fit import accuracy, softmax_cross_entropy
+from lib.train.losses import array_loss
 from lib.train.state import num_params
 
 

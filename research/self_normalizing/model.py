@@ -115,8 +115,9 @@ def build(config) -> dict:
     """One MLP on `config.data.name` for `lib.train.loop.train_and_evaluate`: minibatches drawn
     with replacement from the standardised training split, the test split evaluated at the
     end (`test_accuracy`), softmax cross-entropy (see configs/default.py)."""
-    from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+    from lib.data.arrays import ArrayBatches, eval_batches
     from lib.train.fit import softmax_cross_entropy
+    from lib.train.losses import array_loss
     from research.self_normalizing.data import load_arrays
 
     x_tr, y_tr, x_te, y_te, k = load_arrays(config.data.name, seed=0)

@@ -16,12 +16,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from lib.data.arrays import EpochBatches, load_arrays
+from lib.data.arrays import EpochBatches, eval_batches, load_arrays
 from lib.data.images import sklearn_digits_splits
 from lib.nn.linear_attention.mixers import RetNet
 from lib.ops.attention.softmax import attention_ref
-from lib.train.arrays import array_loss, eval_batches
 from lib.train.fit import accuracy, softmax_cross_entropy
+from lib.train.losses import array_loss
 from lib.train.state import num_params
 
 

@@ -1,12 +1,13 @@
-"""lib.train.arrays: resumable in-memory batches, padded evaluation, the fit loss on the loop."""
+"""lib.data.arrays: resumable in-memory batches, padded evaluation, the fit loss on the loop."""
 
 import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
-from lib.train.arrays import ArrayBatches, array_loss, eval_batches
+from lib.data.arrays import ArrayBatches, eval_batches
 from lib.train.fit import accuracy, mean_squared_error, softmax_cross_entropy
+from lib.train.losses import array_loss
 
 
 def test_batches_resume_at_any_position():
