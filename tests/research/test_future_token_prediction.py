@@ -92,6 +92,7 @@ def _sensitivity(model, params, onehot_LxV):
     return jnp.abs(jac).sum(axis=-1)
 
 
+@pytest.mark.claim
 def test_ftp_slot_j_at_t_depends_only_on_tokens_up_to_t_plus_j():
     length, n = 7, 3
     model = _tiny("ftp", n)
@@ -172,6 +173,7 @@ def test_bad_configs_are_errors():
         ftp.make_model(cfg, VOCAB)
 
 
+@pytest.mark.claim
 def test_gpt_rollout_matches_decoding_on_growing_prefixes():
     model = _tiny("gpt")
     tokens = jnp.asarray(np.random.default_rng(6).integers(0, VOCAB, (8, 9)), jnp.int32)
@@ -192,6 +194,7 @@ def test_gpt_rollout_matches_decoding_on_growing_prefixes():
             seq[:, t + j + 1] = nxt
 
 
+@pytest.mark.claim
 def test_smoke_run_of_the_launcher(tmp_path):
     from launch.future_token_prediction import run
 
@@ -207,6 +210,7 @@ def test_smoke_run_of_the_launcher(tmp_path):
     assert (tmp_path / "results.json").exists()
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 @pytest.mark.xla_optimized  # 42 s at XLA level 0, 31 s at level 2 (idle 2-core CPU)
 def test_claim_ftp_neighbours_are_more_similar_than_gpts(tmp_path):

@@ -20,6 +20,7 @@ CONFIGS = os.path.join(os.path.dirname(gla.__file__), "configs")
 OUTPUTS = ("metrics.jsonl", "tensorboard", "curves.png", "checkpoints", "final_metrics.json")
 
 
+@pytest.mark.claim
 def test_recurrent_chunked_and_step_forms_agree():
     # Length 37 is odd and crosses two chunk boundaries (chunk 16), so the chunked form pads.
     tokens = np.random.default_rng(37).integers(0, 16, (2, 37)).astype(np.int32)
@@ -31,6 +32,7 @@ def test_recurrent_chunked_and_step_forms_agree():
         np.testing.assert_allclose(out[form], ref, rtol=1e-4, atol=1e-4, err_msg=form)
 
 
+@pytest.mark.claim
 def test_long_sequence_chunked_equals_recurrent_no_nan():
     # Slow decays over 2048 tokens, one sequence, tiny width: still equal, still finite.
     tokens = np.random.default_rng(0).integers(0, 8, (1, 2048)).astype(np.int32)
@@ -54,6 +56,7 @@ def test_config_args_and_form_errors():
         form_outputs(np.zeros((1, 4), np.int32), forms=("parallel",))
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_mqar_smoke_study(tmp_path):
     """`launch.gla` through `launch.train.run` (one mixer: the path is the same for every
@@ -67,6 +70,7 @@ def test_mqar_smoke_study(tmp_path):
     assert os.path.exists(tmp_path / "results.json")
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 @pytest.mark.xla_optimized  # execution-bound: 2x faster compiled at level 2
 def test_claim_gla_learns_tiny_mqar(tmp_path):

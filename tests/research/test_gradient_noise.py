@@ -33,6 +33,7 @@ def test_simple_init_signal_vanishes_over_20_layers():
         DeepReLUNet(10, 2, 4, "bogus").init(jax.random.key(0), x)
 
 
+@pytest.mark.claim
 def test_smoke_launch_and_run(tmp_path):
     """The restart sweep through lib.train.fit (per-seed outputs, results.json), and one noisy
     net as a run through launch.train (the noise from `optimizer.gradient_noise_eta`, kept in
@@ -133,6 +134,7 @@ def test_tape_conv_is_a_same_convolution():
         TapeConv(5, 2).init(jax.random.key(1), x)
 
 
+@pytest.mark.claim
 def test_multiplication_smoke_launch():
     from launch.gradient_noise import run
     from research.gradient_noise.configs.multiplication import get_config

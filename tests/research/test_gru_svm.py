@@ -47,6 +47,7 @@ def test_model_shapes_l2_and_bad_input():
         m.apply(v, jnp.ones((2, 4)))
 
 
+@pytest.mark.claim
 def test_claim_svm_head_trains_as_well_as_softmax(tmp_path):
     """Through the study launcher (lib.train.fit; also its smoke test: per-seed outputs and
     results.json): both heads learn digits-as-sequences; the SVM head is not worse than
@@ -67,6 +68,7 @@ def test_claim_svm_head_trains_as_well_as_softmax(tmp_path):
     assert (tmp_path / "results.json").exists()
 
 
+@pytest.mark.claim
 def test_smoke_run_resumes(tmp_path):
     """The SVM head as one run through launch.train: the run's outputs, and a second call
     resumes from the final checkpoint instead of training again."""

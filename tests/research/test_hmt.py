@@ -64,6 +64,7 @@ def jacobians(inputs):
 FUTURE = np.triu(np.ones((S * NSEG, S * NSEG), bool), k=1)
 
 
+@pytest.mark.claim
 def test_memory_carries_earlier_segments_and_model_is_causal(jacobians):
     J = jacobians["hmt"]
     assert np.all(J[FUTURE] == 0.0), np.argwhere(J * FUTURE)  # causal, "previous" summaries
@@ -73,6 +74,7 @@ def test_memory_carries_earlier_segments_and_model_is_causal(jacobians):
     assert J[S : 2 * S, : S - K].max() > 1e-6
 
 
+@pytest.mark.claim
 def test_without_memory_only_the_sensory_window_reaches_a_segment(jacobians):
     J = jacobians["plain"]
     assert np.all(J[FUTURE] == 0.0)
@@ -82,6 +84,7 @@ def test_without_memory_only_the_sensory_window_reaches_a_segment(jacobians):
         assert J[n * S : (n + 1) * S, n * S - K : n * S].max() > 1e-6  # the sensory tokens act
 
 
+@pytest.mark.claim
 def test_paper_prefix_summary_leaks_the_future(jacobians):
     # Why "previous" is the default: the paper's summary of the segment's own first tokens
     # lets early positions see later tokens of the same segment through the recall weights
@@ -91,6 +94,7 @@ def test_paper_prefix_summary_leaks_the_future(jacobians):
     assert J[t, t + 1 : t + S // 2].max() > 1e-7
 
 
+@pytest.mark.claim
 def test_batched_independent_segments_equal_one_by_one(inputs):
     tokens, x = inputs
     model = make(num_memories=0, sensory_len=K)
@@ -110,6 +114,7 @@ def test_batched_independent_segments_equal_one_by_one(inputs):
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.claim
 def test_full_context_model_equals_backbone_on_whole_sequence(inputs):
     tokens, x = inputs
     model = make(num_memories=0, segment_len=S * NSEG)
@@ -168,6 +173,7 @@ def trained_recall_loss(model, steps=60, batch_size=16):
     return float(train_and_test(jax.random.key(0)))
 
 
+@pytest.mark.claim
 def test_claim_memory_recalls_an_earlier_segment_the_baseline_cannot_see():
     # The paper's claim in miniature: at the same window (one segment, no sensory tokens),
     # memory lowers the loss where the answer sits in an earlier segment.
@@ -246,6 +252,7 @@ def test_token_stream_is_the_corpus_text(data_dir):
         np.testing.assert_array_equal(stream, vocab.encode(corpus[start:stop])[:whole_windows])
 
 
+@pytest.mark.claim
 def test_smoke_training_run(data_dir, tmp_path):
     from lib.train.loop import train_and_evaluate
 

@@ -21,6 +21,7 @@ def _grad_wrt_carry(model, tokens):
     return jax.jit(jax.grad(f))(carry)
 
 
+@pytest.mark.claim
 def test_one_step_gradient_cuts_the_path_to_the_carried_state():
     """With N*T > 1 only the last L and H steps carry gradient, so the incoming (z_H, z_L)
     (used only by the first, detached, step) gets exactly zero gradient; with N = T = 1 the
@@ -105,6 +106,7 @@ def test_segment_loss_adds_the_continue_bce():
     np.testing.assert_allclose(float(loss - base), 0.5 * expected, rtol=1e-5)
 
 
+@pytest.mark.claim
 def test_smoke_config_trains_through_launch_train(tmp_path):
     """`python -m launch.train` on the smoke config: HRM's deep-supervision step (M = 2 updates
     per batch) and ACT evaluation on the shared loop write the shared outputs."""
@@ -126,6 +128,7 @@ def test_smoke_config_trains_through_launch_train(tmp_path):
         build(load_config("research/hrm/configs/puzzles.py:sudoku,all,smoke"))
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_claim_hrm_learns_4x4_sudoku_cells_above_chance(tmp_path):
     """What holds at toy scale: a small HRM (one-step gradient, deep supervision, Q head with

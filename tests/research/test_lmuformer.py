@@ -39,6 +39,7 @@ def _forms(spiking):
     return model, x, *forms(jax.random.key(0))
 
 
+@pytest.mark.claim
 @pytest.mark.parametrize("spiking", [False, True])
 def test_stream_equals_parallel_at_every_prefix(spiking):
     _, _, params, pooled, par, stream = _forms(spiking)
@@ -53,6 +54,7 @@ def test_stream_equals_parallel_at_every_prefix(spiking):
     assert np.abs(par_y[:, 6:] - par_x[:, 6:]).max() > 1e-3
 
 
+@pytest.mark.claim
 def test_spiking_twin_spikes_and_surrogate_gradients():
     model, x, params, *_ = _forms(True)  # the parametrized test above compiled it already
     # Every LIF layer's output is exactly binary; rates are fractions in (0, 1).
@@ -84,6 +86,7 @@ def test_transformer_baseline_and_bad_inputs():
         keywords.get_config("smoke,huge")
 
 
+@pytest.mark.claim
 def test_smoke_study_learns_permuted_digits(tmp_path):
     # Claim at tiny scale, through the study launcher and the shared loop: 234 steps (6
     # epochs of batch 32) of a 16-wide spiking LMUFormer classify held-out permuted digits far

@@ -82,6 +82,7 @@ def test_shakespeare_build_matches_parameter_counts(tmp_path):
     assert all(abs(n - 8_000) < 0.3 * 8_000 for n in counts.values()), counts
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_smoke_study_with_a_curriculum(tmp_path):
     """`launch.mamba`: a study (here one mixer) whose run follows a curriculum's first phase,
@@ -101,6 +102,7 @@ def test_smoke_study_with_a_curriculum(tmp_path):
     assert json.load(open(tmp_path / "results.json"))["induction_heads"][0]["variant"] == "mamba"
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_claim_mamba_learns_induction_heads_and_extrapolates(tmp_path):
     # Paper, Table 2: Mamba solves induction heads and extrapolates far beyond its training
@@ -117,6 +119,7 @@ def test_claim_mamba_learns_induction_heads_and_extrapolates(tmp_path):
     assert result["test_len16_accuracy"] > 0.9 and result["test_len64_accuracy"] > 0.9, result
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 @pytest.mark.xla_optimized  # execution-bound: 2x faster compiled at level 2
 def test_claim_selective_ssm_beats_lti_on_selective_copying(tmp_path):

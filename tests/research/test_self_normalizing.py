@@ -62,6 +62,7 @@ def test_digits_split_is_standardized():
         load_arrays("cifar")
 
 
+@pytest.mark.claim
 def test_smoke_run_and_study(tmp_path):
     """One model through launch.train (the run outputs, and a second call resumes from the
     final checkpoint), and the study launcher through lib.train.fit (per-seed outputs and
@@ -85,6 +86,7 @@ def test_smoke_run_and_study(tmp_path):
     assert (tmp_path / "study" / "results.json").exists()
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_claim_deep_snn_trains_with_plain_sgd():
     """A 32-layer SNN trains with plain SGD from LeCun init; the same net with ReLU and the same

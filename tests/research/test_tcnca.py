@@ -70,6 +70,7 @@ def test_ema_kernel_matches_closed_form():
     np.testing.assert_allclose(ema_ops.ema_kernel(*p, 6)[:, 0], want, rtol=1e-5)
 
 
+@pytest.mark.claim
 @pytest.mark.parametrize("recurrence", ["tcn", "ema"])
 def test_tcnca_model_is_causal_and_crosses_chunks(recurrence):
     # Float inputs; chunk 4, so position 9 attends only to 8..9: its gradient must be zero
@@ -89,6 +90,7 @@ def test_tcnca_model_is_causal_and_crosses_chunks(recurrence):
     assert (per_pos[: t + 1] > 0).all(), per_pos
 
 
+@pytest.mark.claim
 @pytest.mark.parametrize("recurrence", ["tcn", "ema", "none"])
 def test_step_decoding_equals_full_sequence(recurrence):
     model = make_model(recurrence, 16, 1, 11, chunk_size=4, num_layers=2, max_len=16)
@@ -116,6 +118,7 @@ def test_bad_configs_are_errors():
         recall.get_config("big")
 
 
+@pytest.mark.claim
 def test_study_cells_and_smoke_run(tmp_path):
     names = [name for name, _ in launch.tcnca.variants(recall.get_config())]
     assert names[:3] == ["tcn_len32_keys8", "ema_len32_keys8", "none_len32_keys8"]
@@ -127,6 +130,7 @@ def test_study_cells_and_smoke_run(tmp_path):
         assert os.path.exists(tmp_path / "tcn_len16_keys4" / out), out
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_claim_tcn_carries_memory_across_attention_chunks(tmp_path):
     # TCNCA's premise (sec. 3): the dilated TCN takes over MEGA's recurrence as the path that

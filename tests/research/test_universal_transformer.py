@@ -84,6 +84,7 @@ def claim_config(tmp_path, kind: str):
     return config
 
 
+@pytest.mark.claim
 @pytest.mark.slow
 def test_claim_weight_shared_act_model_learns_copy(tmp_path):
     """The UT's recurrence in depth (one shared block applied up to twice, per-position ACT

@@ -27,6 +27,7 @@ def test_patchify_matches_loop():
     np.testing.assert_array_equal(p[0, 2], x[0, 4:8, 0:4, 0].reshape(-1))  # row 1, column 0
 
 
+@pytest.mark.claim
 def test_parallel_chunked_and_recurrent_logits_agree():
     x = _images(2, 8)
     y = x.copy()
@@ -66,6 +67,7 @@ def test_vit_baseline_shape_and_bad_inputs():
         digits.get_config("huge")
 
 
+@pytest.mark.claim
 def test_digits_smoke_study_learns(tmp_path):
     # Claim at tiny scale, through the study launcher and the shared loop: 117 steps of a
     # 1-block, 16-wide ViR classify held-out digits far above chance (0.1); measured 0.65
