@@ -1,5 +1,6 @@
 """Tests for SequenceModel: decoding == full pass, scan/remat == plain stack, tasks, generate."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,7 +66,7 @@ def test_scan_and_remat_match_plain_stack():
         else:
             ga = jax.tree.map(lambda a: a[1], g["params"]["blocks"])
             gb = g_want["params"]["block_1"]
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), ga, gb)
+        chex.assert_trees_all_close(ga, gb, rtol=1e-4, atol=1e-6)
 
 
 def test_init_scan_params_are_stacked():

@@ -3,6 +3,7 @@ agrees, causality by gradients, bfloat16."""
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,8 +43,7 @@ def _x(length, b=2, seed=0):
 
 
 def _close(a, b, tol=1e-4):
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(u, v, rtol=tol, atol=tol * 0.1)
+    chex.assert_trees_all_close(a, b, rtol=tol, atol=tol * 0.1)  # structure checked too
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -1,5 +1,6 @@
 """Tests for lib.ops.rnn.cells: LSTM and GRU against a NumPy loop, hoisted vs reference, step, errors."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,8 +114,7 @@ def test_hoisted_matches_ref_values_and_grads(cell, length):
     v_fast, g_fast = grad("scan", x, ws, state)
     assert np.isfinite(v_fast)
     np.testing.assert_allclose(v_fast, v_ref, rtol=1e-4, atol=1e-4)
-    for a, r in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
-        np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)
+    chex.assert_trees_all_close(g_fast, g_ref, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

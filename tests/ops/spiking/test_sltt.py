@@ -2,6 +2,7 @@
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,8 +45,9 @@ def _problem(length, batch=4, n_in=6, hidden=8, n_out=3, seed=0):
 
 
 def _assert_tree_close(a, b, **kw):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(x, y, **kw)
+    """Same tree structure and shapes, leaves close (chex; a bare zip of leaves would pass
+    trees of different sizes)."""
+    chex.assert_trees_all_close(a, b, **kw)
 
 
 def test_sltt_matches_analytic_instantaneous_gradient():
